@@ -1,0 +1,8 @@
+"""Public helpers for testing code that uses medic (and for medic's own tests).
+
+Product code never imports this package; import-linter enforces it.
+"""
+
+from medic.testing._clock import FakeClock
+
+__all__ = ["FakeClock"]
