@@ -79,7 +79,9 @@ class Signal:
 
     `source` + `external_id` make a signal idempotent: recording the same pair twice
     stores it once. `fingerprint` overrides grouping into issues; `dedup_key`
-    overrides grouping into incidents.
+    overrides grouping into incidents. `occurred_at` is when the failure began
+    (impact start, for MTTD and MTTR); `detected_at` is when a rule decided it was a
+    failure (a probe's third miss); both default to the time of recording.
     """
 
     service: str
@@ -88,6 +90,7 @@ class Signal:
     severity: Severity | None = None
     source: str = "api"
     occurred_at: datetime | None = None
+    detected_at: datetime | None = None
     external_id: str | None = None
     fingerprint: tuple[str, ...] = ()
     dedup_key: str | None = None
