@@ -29,7 +29,9 @@ def test_rollback_undoes_modify_delete_add_and_publishes(tree: Path, tmp_path: P
     assert tree_state(tree) == want
     assert (r.restored, r.deleted) == (9, 1)
     [event] = sub.drain()
-    assert event.checkpoint_id == m.id and event.restored == 9 and event.duration_s >= 0
+    assert event.checkpoint_id == m.id
+    assert event.restored == 9
+    assert event.duration_s >= 0
 
 
 def test_type_changes_modes_and_symlinks_are_restored(tree: Path, tmp_path: Path) -> None:
@@ -56,7 +58,9 @@ def test_dry_run_changes_nothing_and_lists_the_plan(tree: Path, tmp_path: Path) 
     mutate(tree, seed=6, modify=2, delete=1, add=1)
     after = tree_state(tree)
     r = rollback(store, m.id, dry_run=True)
-    assert r.dry_run and r.restored == 3 and r.deleted == 1
+    assert r.dry_run
+    assert r.restored == 3
+    assert r.deleted == 1
     assert {w for w, _ in r.changes} == {"restore", "remove"}
     assert tree_state(tree) == after
 
@@ -97,7 +101,8 @@ def test_journal_blocks_new_work_until_resume_finishes(tree: Path, tmp_path: Pat
     with pytest.raises(UserError, match="--resume"):
         rollback(store, m.id)
     r = resume_pending(store)
-    assert r is not None and r.resumed
+    assert r is not None
+    assert r.resumed
     assert tree_state(tree) == want
     assert not store.journal.exists()
     assert resume_pending(store) is None

@@ -33,10 +33,14 @@ def test_checkpoint_records_files_dirs_symlinks_and_publishes(tree: Path, tmp_pa
     store = Store(tmp_path / "store", bus=bus)
     m = store.create([tree], name="first")
     types = {e.path: e.type for e in m.roots[0].entries}
-    assert types["link"] == "l" and types["empty"] == "d" and types["d0/f0.bin"] == "f"
+    assert types["link"] == "l"
+    assert types["empty"] == "d"
+    assert types["d0/f0.bin"] == "f"
     assert m.files == 40
     [event] = sub.drain()
-    assert event.checkpoint_id == m.id and event.files == 40 and event.new_bytes > 0
+    assert event.checkpoint_id == m.id
+    assert event.files == 40
+    assert event.new_bytes > 0
     assert store.get("first").id == m.id == store.get("latest").id == store.get(m.id[:12]).id
 
 
