@@ -56,6 +56,8 @@ class BlobStore:
         self.root = root
         self.tmp = root / "tmp"
         self._made: set[str] = set()
+        self.written: list[Path] = []
+        """Blobs this process added; a failed checkpoint removes them (nothing names them)."""
 
     def ensure(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -140,7 +142,9 @@ class BlobStore:
         if self.has(digest):
             tmp.unlink()
             return Stored(digest, size, st, 0)
-        os.replace(tmp, self._shard(digest) / (digest + (".zst" if compress else "")))
+        final = self._shard(digest) / (digest + (".zst" if compress else ""))
+        os.replace(tmp, final)
+        self.written.append(final)
         return Stored(digest, size, st, written)
 
     def _publish(self, digest: str, payload: bytes, *, compressed: bool) -> None:
@@ -148,7 +152,9 @@ class BlobStore:
         try:
             with open(tmp, "wb") as out:
                 out.write(payload)
-            os.replace(tmp, self._shard(digest) / (digest + (".zst" if compressed else "")))
+            final = self._shard(digest) / (digest + (".zst" if compressed else ""))
+            os.replace(tmp, final)
+            self.written.append(final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -158,8 +164,17 @@ class BlobStore:
         if self.has(digest):
             path.unlink()
             return False
-        os.replace(path, self._shard(digest) / digest)
+        final = self._shard(digest) / digest
+        os.replace(path, final)
+        self.written.append(final)
         return True
+
+    def discard_written(self) -> None:
+        """Remove the blobs added since `written` was last cleared (a checkpoint failed)."""
+        for p in self.written:
+            p.unlink(missing_ok=True)
+        self.written.clear()
+        self.clean_tmp()
 
     def chunks(self, digest: str) -> Iterator[bytes]:
         """The blob's original bytes, decompressed, in bounded chunks."""

@@ -169,16 +169,21 @@ class Store:
                 raise UserError(
                     f"a rollback to {pending} was interrupted; run `medic rollback --resume` first"
                 )
-            with no_space_guard(self.path):
-                return self._create(
-                    roots,
-                    db_paths,
-                    name=name,
-                    kind=kind,
-                    rehash_all=rehash_all,
-                    progress=progress,
-                    started=started,
-                )
+            self.blobs.written.clear()
+            try:
+                with no_space_guard(self.path):
+                    return self._create(
+                        roots,
+                        db_paths,
+                        name=name,
+                        kind=kind,
+                        rehash_all=rehash_all,
+                        progress=progress,
+                        started=started,
+                    )
+            except BaseException:
+                self.blobs.discard_written()
+                raise
 
     def _create(
         self,
@@ -233,8 +238,12 @@ class Store:
             stats=totals,
         )
         atomic_write(self.manifests / f"{manifest.id}.json", manifest.encode())
+        self.blobs.written.clear()  # named by a published manifest now: never discard them
         for index in indexes:
-            index.save(self.index_dir)
+            try:
+                index.save(self.index_dir)
+            except OSError:  # a cache: without it the next checkpoint just re-hashes
+                Index.file_for(self.index_dir, index.root).unlink(missing_ok=True)
         if self.bus is not None and kind == "checkpoint":
             self.bus.publish(
                 CheckpointCreated(
