@@ -154,11 +154,11 @@ HOSTILE: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 @pytest.fixture
-def hostile_repo(tree: Path, tmp_path: Path) -> Iterator[tuple[Store, str]]:
+def hostile_repo(tree: Path, tmp_path: Path) -> tuple[Store, str]:
     """A repository with one good snapshot, for the test to poison."""
     repo = Store(tmp_path / "repo")
     b = create_backup(repo, [tree])
-    yield repo, b.id
+    return repo, b.id
 
 
 @pytest.mark.parametrize("attack", sorted(HOSTILE))
@@ -225,7 +225,7 @@ def test_full_disk_gives_a_clear_error_and_keeps_earlier_backups(
     repo = Store(tiny_fs / "repo")
     first = create_backup(repo, [src])
     (src / "huge.bin").write_bytes(os.urandom(3 << 20))
-    with pytest.raises(NoSpace, match="no space left in .*repo"):
+    with pytest.raises(NoSpace, match=r"no space left in .*repo"):
         create_backup(repo, [src])
     assert [m.id for m in repo.checkpoints()] == [first.id]
     assert list(repo.blobs.tmp.iterdir()) == []
