@@ -75,6 +75,7 @@ def plan_root(root: Root, *, index: Index, exclude: set[str]) -> RootPlan:
                 plan.links.append(target)
         elif now.mode != target.mode:
             plan.attrs.append(target)
+    plan.remove += [Entry(path, FILE, 0) for path in scan.leftovers]
     plan.remove.sort(key=lambda e: (-_depth(e.path), e.path))
     plan.mkdirs.sort(key=lambda e: (_depth(e.path), e.path))
     # a removed directory takes what is below it along; list only the top of each

@@ -98,17 +98,19 @@ class Scan:
     hashed_bytes: int = 0
     new_bytes: int = 0
     skipped: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
     stats: dict[str, os.stat_result] = field(default_factory=dict)
 
 
 def walk(
-    root: str, exclude: Iterable[str] = ()
+    root: str, exclude: Iterable[str] = (), leftovers: list[str] | None = None
 ) -> tuple[list[tuple[str, os.DirEntry[str]]], list[str]]:
     """Every (relative path, DirEntry) below `root`, not following symlinks.
 
-    Skips `.git`, `.medic`, medic's own temporary files and the absolute paths in
-    `exclude` (the store itself when it lives inside the tree, captured databases).
-    Returns also the paths skipped because they are neither file, dir nor symlink.
+    Skips `.git`, `.medic` and the absolute paths in `exclude` (the store itself
+    when it lives inside the tree, captured databases). Returns also the paths
+    skipped because they are neither file, dir nor symlink. medic's own temporary
+    files (left by a killed rollback) go to `leftovers`, never into a checkpoint.
     """
     excluded = set(exclude)
     out: list[tuple[str, os.DirEntry[str]]] = []
@@ -122,9 +124,13 @@ def walk(
             continue
         with it:
             for e in it:
-                if e.name in SKIP_NAMES or e.name.startswith(TMP_PREFIX) or e.path in excluded:
+                if e.name in SKIP_NAMES or e.path in excluded:
                     continue
                 p = f"{rel}/{e.name}" if rel else e.name
+                if e.name.startswith(TMP_PREFIX):
+                    if leftovers is not None:
+                        leftovers.append(p)
+                    continue
                 if e.is_dir(follow_symlinks=False):
                     out.append((p, e))
                     stack.append((p, e.path))
@@ -145,7 +151,8 @@ def scan_tree(
     progress: Progress | None = None,
 ) -> Scan:
     """Describe `root` as entries, hashing (and with `blobs`, storing) only what changed."""
-    found, odd = walk(root, exclude)
+    leftovers: list[str] = []
+    found, odd = walk(root, exclude, leftovers)
     entries: list[Entry] = []
     new_index = Index(root)
     todo: list[tuple[str, os.stat_result]] = []
@@ -165,7 +172,7 @@ def scan_tree(
                 new_index.entries[rel] = (stat_key(st), digest)
             else:
                 todo.append((rel, st))
-    result = Scan(entries, new_index, skipped=odd, stats=stats)
+    result = Scan(entries, new_index, skipped=odd, stats=stats, leftovers=leftovers)
     total = sum(st.st_size for _, st in todo)
     done = 0
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
