@@ -54,6 +54,7 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
         self.tmp = root / "tmp"
         self._made: set[str] = set()
         self.written: list[Path] = []
@@ -64,11 +65,10 @@ class BlobStore:
 
     def path(self, digest: str) -> Path | None:
         """Where blob `digest` lives, or None when the store does not have it."""
-        base = self.root / digest[:2] / digest
-        if base.exists():
-            return base
-        z = base.with_name(digest + ".zst")
-        return z if z.exists() else None
+        base = f"{self._root}/{digest[:2]}/{digest}"
+        if os.path.exists(base):
+            return Path(base)
+        return Path(base + ".zst") if os.path.exists(base + ".zst") else None
 
     def has(self, digest: str) -> bool:
         return self.path(digest) is not None

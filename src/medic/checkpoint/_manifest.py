@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,9 @@ __all__ = ["DIR", "FILE", "LINK", "Database", "Entry", "Manifest", "Root", "chec
 
 FORMAT = "medic-checkpoint/1"
 FILE, DIR, LINK = "f", "d", "l"
-_HEX = frozenset("0123456789abcdef")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_TYPES = frozenset((FILE, DIR, LINK))
+_SETID = stat.S_ISUID | stat.S_ISGID
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +132,17 @@ class Manifest:
 
 def check_relpath(path: str) -> None:
     """Refuse a manifest path that could leave its root: absolute, `..`, empty parts, NUL."""
-    if not path or path.startswith("/") or "\x00" in path or "\\" in path:
+    wrapped = f"/{path}/"
+    if (
+        not path
+        or path[0] == "/"
+        or "\x00" in path
+        or "\\" in path
+        or "//" in wrapped
+        or "/./" in wrapped
+        or "/../" in wrapped
+    ):
         raise InvalidInput(f"unsafe path in manifest: {path!r}")
-    for part in path.split("/"):
-        if part in ("", ".", ".."):
-            raise InvalidInput(f"unsafe path in manifest: {path!r}")
 
 
 def check_label(label: str) -> None:
@@ -152,29 +161,32 @@ def link_escapes(path: str, target: str) -> bool:
 
 
 def _digest(value: object, where: str) -> str:
-    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX:
+    if type(value) is not str or _DIGEST.fullmatch(value) is None:
         raise InvalidInput(f"{where}: not a sha256 hex digest: {value!r}")
     return value
 
 
 def _entry(raw: object, where: str) -> Entry:
-    if not isinstance(raw, list) or len(raw) != 7:
+    # called once per path of every manifest read, so cheap type() checks come first
+    if type(raw) is not list or len(raw) != 7:
         raise InvalidInput(f"{where}: an entry must be a list of 7 fields")
     path, typ, mode, size, mtime_ns, digest, target = raw
-    if not isinstance(path, str) or not isinstance(target, str):
+    if type(path) is not str or type(target) is not str:
         raise InvalidInput(f"{where}: path and target must be strings")
     check_relpath(path)
-    if typ not in (FILE, DIR, LINK):
+    if typ not in _TYPES:
         raise InvalidInput(f"{where}: {path!r} has type {typ!r}; only files, dirs, symlinks")
-    for name, value in (("mode", mode), ("size", size), ("mtime_ns", mtime_ns)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise InvalidInput(f"{where}: {path!r} has a bad {name}: {value!r}")
+    if type(mode) is not int or type(size) is not int or type(mtime_ns) is not int:
+        raise InvalidInput(f"{where}: {path!r} has a non-integer mode, size or mtime")
+    if mode < 0 or size < 0 or mtime_ns < 0:
+        raise InvalidInput(f"{where}: {path!r} has a negative mode, size or mtime")
     if mode & ~0o7777:
         raise InvalidInput(f"{where}: {path!r} mode {mode:o} carries a file type (device?)")
-    if mode & (stat.S_ISUID | stat.S_ISGID):
+    if mode & _SETID:
         raise InvalidInput(f"{where}: {path!r} has a setuid/setgid bit (mode {mode:o})")
     if typ == FILE:
-        digest = _digest(digest, f"{where}: {path!r}")
+        if type(digest) is not str or _DIGEST.fullmatch(digest) is None:
+            raise InvalidInput(f"{where}: {path!r}: not a sha256 hex digest: {digest!r}")
     elif typ == LINK and not target:
         raise InvalidInput(f"{where}: symlink {path!r} has no target")
     return Entry(path, typ, mode, size, mtime_ns, str(digest), target)
@@ -194,7 +206,7 @@ def _root(raw: object, where: str) -> Root:
     if len(types) != len(out):
         raise InvalidInput(f"{where}: duplicate paths")
     for e in out:
-        parent = posixpath.dirname(e.path)
+        parent = e.path.rpartition("/")[0]
         if parent and types.get(parent) != DIR:
             raise InvalidInput(f"{where}: {e.path!r} lies under {parent!r}, which is not a dir")
     git = raw.get("git")

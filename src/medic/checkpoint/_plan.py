@@ -27,6 +27,7 @@ class RootPlan:
     restore: list[Entry] = field(default_factory=list)
     links: list[Entry] = field(default_factory=list)
     attrs: list[Entry] = field(default_factory=list)
+    index_dirty: bool = False
 
     @property
     def empty(self) -> bool:
@@ -52,6 +53,7 @@ def plan_root(root: Root, *, index: Index, exclude: set[str]) -> RootPlan:
     want = {e.path: e for e in root.entries}
     have = {e.path: e for e in scan.entries}
     plan = RootPlan(root, scan)
+    plan.index_dirty = scan.hashed_files > 0 or scan.index.entries != index.entries
     for path, live in have.items():
         target = want.get(path)
         if target is None or target.type != live.type:

@@ -172,8 +172,8 @@ def _apply(store: Store, manifest: Manifest, plans: list[RootPlan]) -> None:
         atomic_write(store.journal, json.dumps(doc).encode())
     for p in plans:
         if not p.empty:
-            _apply_root(store, p, _exclude(store, manifest))
-        else:
+            _apply_root(store, p)
+        elif p.index_dirty:
             p.scan.index.save(store.index_dir)
     for db in manifest.databases:
         _restore_database(store.blobs, db.digest, db.path)
@@ -181,7 +181,7 @@ def _apply(store: Store, manifest: Manifest, plans: list[RootPlan]) -> None:
     fsync_dir(store.path)
 
 
-def _apply_root(store: Store, p: RootPlan, exclude: set[str]) -> None:
+def _apply_root(store: Store, p: RootPlan) -> None:
     expected: dict[str, tuple[tuple[int, int, int, int], str]] = dict(p.scan.index.entries.items())
     with DirFds(p.root.path) as fds:
         for e in p.remove:
@@ -214,7 +214,11 @@ def _apply_root(store: Store, p: RootPlan, exclude: set[str]) -> None:
             for e, fut in zip(p.restore, futures, strict=True):
                 expected[e.path] = (stat_key(fut.result()), e.digest)
         fds.fsync_all()
-    _verify_root(store, p, expected, exclude)
+    _verify_root(p)
+    # keep the pre-scan's stamp: files written since are newer, so they count as racy
+    wanted = _wanted(p)
+    p.scan.index.entries = {k: v for k, v in expected.items() if k in wanted}
+    p.scan.index.save(store.index_dir)
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -273,31 +277,40 @@ def write_file(blobs: BlobStore, dir_fd: int, name: str, e: Entry) -> os.stat_re
     return st
 
 
-def _verify_root(
-    store: Store,
-    p: RootPlan,
-    expected: dict[str, tuple[tuple[int, int, int, int], str]],
-    exclude: set[str],
-) -> None:
-    """Check the tree is exactly the checkpoint: paths and types, modes, links, file hashes.
+def _wanted(p: RootPlan) -> set[str]:
+    return {e.path for e in p.root.entries if e.type == FILE}
 
-    Files rewritten above were re-read and hashed already; every other file is
-    vouched for by its unchanged stat key, or re-hashed when that key moved.
+
+def _verify_root(p: RootPlan) -> None:
+    """Check every path the plan touched; the rest was just stat-checked by the plan itself.
+
+    Restored files were re-read and hashed by `write_file`; here removed paths
+    must be gone (unless re-created as another type), created directories and
+    symlinks must be what the checkpoint says, and attributes must match.
     """
-    index = Index(p.root.path, 0, dict(expected))
-    after = plan_root(p.root, index=_trusting(index), exclude=exclude)
-    if not after.empty:
-        first = after.changes()[:5]
-        raise EnvironmentFault(
-            f"{p.root.path} still differs from the checkpoint after rollback: {first}"
-        )
-    after.scan.index.save(store.index_dir)
-
-
-def _trusting(index: Index) -> Index:
-    """An index whose stat keys were taken by this rollback, so none of them is racy."""
-    index.stamp_ns = 1 << 62
-    return index
+    base = p.root.path
+    want = {e.path: e for e in p.root.entries}
+    problems = []
+    for e in p.remove:
+        full = os.path.join(base, e.path)
+        if e.path not in want and os.path.lexists(full):
+            problems.append(f"{full} still exists")
+    for e in [*p.mkdirs, *p.links, *p.attrs, *p.restore]:
+        full = os.path.join(base, e.path)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            problems.append(f"{full} is missing")
+            continue
+        if e.type == "l":
+            if not stat.S_ISLNK(st.st_mode) or os.readlink(full) != e.target:
+                problems.append(f"{full} is not the symlink to {e.target}")
+        elif e.type == "d" and not stat.S_ISDIR(st.st_mode):
+            problems.append(f"{full} is not a directory")
+        elif e.type != "l" and stat.S_IMODE(st.st_mode) != e.mode:
+            problems.append(f"{full} has mode {stat.S_IMODE(st.st_mode):o}, not {e.mode:o}")
+    if problems:
+        raise EnvironmentFault(f"{base} differs from the checkpoint after rollback: {problems[:5]}")
 
 
 def _restore_database(blobs: BlobStore, digest: str, live: str) -> None:

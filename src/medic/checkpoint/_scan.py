@@ -167,7 +167,8 @@ def scan_tree(
         else:
             stats[rel] = st
             digest = None if rehash_all else index.known(rel, st)
-            if digest is not None and (blobs is None or blobs.has(digest)):
+            # an index hit needs no blob check: prune drops index entries with the blobs
+            if digest is not None:
                 entries.append(Entry(rel, FILE, mode, st.st_size, st.st_mtime_ns, digest))
                 new_index.entries[rel] = (stat_key(st), digest)
             else:

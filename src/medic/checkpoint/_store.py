@@ -37,6 +37,8 @@ __all__ = ["Store", "db_companions"]
 
 MARKER = "medic-store.json"
 STORE_FORMAT = 1
+_CACHE = 16
+_PARENT_SCAN = 50
 
 
 def db_companions(path: str) -> list[str]:
@@ -58,6 +60,7 @@ class Store:
         self.index_dir = self.path / "index"
         self.verified_dir = self.path / "verified"
         self.journal = self.path / "rollback.journal"
+        self._cache: dict[tuple[str, int, int, int], Manifest] = {}
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -114,7 +117,16 @@ class Store:
         return sorted(out, key=lambda m: (m.created_at, m.id))
 
     def load_file(self, path: Path) -> Manifest:
-        return parse(path.read_bytes(), origin=str(path))
+        """Parse (and validate) a manifest, remembering the last few: they never change."""
+        st = path.stat()
+        key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = parse(path.read_bytes(), origin=str(path))
+            if len(self._cache) >= _CACHE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = hit
+        return hit
 
     def get(self, ref: str) -> Manifest:
         """A checkpoint by id, unique id prefix, name (newest wins) or 'latest'."""
@@ -261,8 +273,12 @@ class Store:
         return manifest
 
     def _previous(self, roots: list[str]) -> str | None:
-        same = [m for m in self.checkpoints() if [r.path for r in m.roots] == roots]
-        return same[-1].id if same else None
+        """The newest checkpoint of the same roots (ids sort by creation time)."""
+        for f in sorted(self.manifests.glob("*.json"), reverse=True)[:_PARENT_SCAN]:
+            m = self.load_file(f)
+            if [r.path for r in m.roots] == roots:
+                return m.id
+        return None
 
     def _new_id(self, created: datetime, roots: list[Root], dbs: list[Database]) -> str:
         h = hashlib.sha256(created.isoformat().encode())
