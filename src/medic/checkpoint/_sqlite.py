@@ -19,8 +19,10 @@ __all__ = ["capture_db", "check_db", "restore_db"]
 _BUSY_MS = 10_000
 
 
-def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
+def _connect(path: str, *, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    if immutable:
+        uri += "&immutable=1"  # a stored snapshot: no -shm or -wal beside the blob
     con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_MS / 1000)
     con.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
     return con
@@ -38,8 +40,11 @@ def capture_db(src: str, dest: Path) -> tuple[str, int]:
         try:
             target = sqlite3.connect(dest, isolation_level=None)
             try:
+                # the copy is a scratch file made durable by the store's syncfs before any
+                # manifest names it, so its own journal and fsyncs would be paid twice
+                target.execute("PRAGMA synchronous=OFF")
                 source.backup(target)
-                target.execute("PRAGMA journal_mode=DELETE")
+                target.execute("PRAGMA journal_mode=DELETE")  # a plain file, not a WAL db
             finally:
                 target.close()
         finally:
@@ -58,7 +63,7 @@ def capture_db(src: str, dest: Path) -> tuple[str, int]:
 def restore_db(snapshot: Path, live: str) -> None:
     """Put the snapshot's content into the live database in one transaction."""
     try:
-        source = _connect(str(snapshot), readonly=True)
+        source = _connect(str(snapshot), readonly=True, immutable=True)
         try:
             target = _connect(live, readonly=False)
             try:
