@@ -103,15 +103,15 @@ class BlobStore:
         return stored
 
     def _put_small(self, fd: int, st: os.stat_result) -> Stored:
-        chunks = []
-        while chunk := os.read(fd, CHUNK):
+        chunks = [os.read(fd, st.st_size + 1)]  # one read, one allocation, for most files
+        while chunks[-1] and (chunk := os.read(fd, CHUNK)):
             chunks.append(chunk)
-        data = b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         digest = hashlib.sha256(data).hexdigest()
         if self.has(digest):
             return Stored(digest, len(data), st, 0)
-        compress = len(data) >= _MIN_COMPRESS and _pays(data[:_PROBE])
-        payload = zstandard.ZstdCompressor(level=1).compress(data) if compress else data
+        payload = _compressed(data)
+        compress = payload is not data
         self._publish(digest, payload, compressed=compress)
         return Stored(digest, len(data), st, len(payload))
 
@@ -230,6 +230,16 @@ class BlobStore:
 
     def __repr__(self) -> str:
         return f"BlobStore({str(self.root)!r})"
+
+
+def _compressed(data: bytes) -> bytes:
+    """zstd of `data` when it pays, else `data` itself; a small file is compressed only once."""
+    if len(data) < _MIN_COMPRESS:
+        return data
+    if len(data) > _PROBE and not _pays(data[:_PROBE]):
+        return data
+    packed = zstandard.ZstdCompressor(level=1).compress(data)
+    return packed if len(packed) < _PAYS * len(data) else data
 
 
 def _pays(sample: bytes) -> bool:
