@@ -24,7 +24,7 @@ from pathlib import Path
 
 from medic.bus import Bus
 from medic.checkpoint._blobs import BlobStore
-from medic.checkpoint._fs import Progress, atomic_write, no_space_guard, syncfs
+from medic.checkpoint._fs import Progress, atomic_write, fsync_paths, no_space_guard, syncfs
 from medic.checkpoint._git import git_head
 from medic.checkpoint._manifest import Database, Manifest, Root, parse
 from medic.checkpoint._scan import Index, scan_tree
@@ -39,6 +39,7 @@ MARKER = "medic-store.json"
 STORE_FORMAT = 1
 _CACHE = 16
 _PARENT_SCAN = 50
+_FSYNC_EACH = 1000
 
 
 def db_companions(path: str) -> list[str]:
@@ -235,7 +236,7 @@ class Store:
             if self.blobs.adopt(tmp, digest):
                 totals["new_bytes"] += size
             databases.append(Database(db, label, digest, size))
-        syncfs(self.path)
+        self._make_blobs_durable()
         created = self.clock.now()
         previous = self._previous(roots)
         totals["duration_s"] = self.clock.monotonic() - started
@@ -271,6 +272,19 @@ class Store:
                 )
             )
         return manifest
+
+    def _make_blobs_durable(self) -> None:
+        """Before a manifest names them, new blobs must be on disk.
+
+        A few are fsync'ed one by one (with their shard directories); many are
+        flushed by one syncfs, which is cheaper then but would also wait for
+        everyone else's dirty data on the filesystem.
+        """
+        written = [str(p) for p in self.blobs.written]
+        if len(written) > _FSYNC_EACH:
+            syncfs(self.path)
+        elif written:
+            fsync_paths(written + sorted({os.path.dirname(p) for p in written}))
 
     def _previous(self, roots: list[str]) -> str | None:
         """The newest checkpoint of the same roots (ids sort by creation time)."""
