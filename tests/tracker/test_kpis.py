@@ -71,7 +71,7 @@ def _history(url: str) -> tuple[Tracker, FakeClock, dict[str, int]]:
 
 def test_kpis_on_a_known_history_are_exact(store_url: str) -> None:
     """Every KPI matches a hand computation on three incidents."""
-    tracker, _clock, ids = _history(store_url)
+    tracker, _clock, _ids = _history(store_url)
     with tracker:
         k = tracker.kpis(since=at(0), until=at(10_000))
         assert k.incidents == 2
