@@ -27,7 +27,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from medic.errors import InvalidInput
+from medic.errors import InvalidInput, MedicInternalError
 from medic.events import Action, ExceptionInfo, Signal
 from medic.taxonomy import GROUPING_VERSION, Grouping, GroupingRule, Severity, group
 from medic.tracker import _tables as t
@@ -511,7 +511,7 @@ class Recorder:
 
     def remember(self, links: list[tuple[int, int]]) -> None:
         """Note links whose transaction committed (bounded: forgotten wholesale when large)."""
-        if len(self._links) > 100_000:
+        if len(self._links) > 10_000:
             self._links.clear()
         self._links.update(links)
 
@@ -528,6 +528,8 @@ class Recorder:
             conn.exec_driver_sql(_EVENT_INSERT, rows)
             last = int(conn.exec_driver_sql("SELECT max(id) FROM events").scalar_one())
             return list(range(last - len(rows) + 1, last + 1))
+        if conn.dialect.name == "postgresql":
+            return _copy_events_pg(conn, rows)
         result = conn.execute(
             _I_EVENTS_RETURNING, [dict(zip(_EVENT_COLUMNS, r, strict=True)) for r in rows]
         )
@@ -614,7 +616,33 @@ _U_INCIDENT = (
     )
 )
 
+
+def _copy_events_pg(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Take ids from the sequence in one query, then COPY the rows: PostgreSQL's fast path.
+
+    A multi-row INSERT … RETURNING of 1,000 rows spends most of its time having the
+    driver parse a fresh query text; COPY streams the rows instead.
+    """
+    ids = [
+        int(r[0])
+        for r in conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, %(n)s)",
+            {"n": len(rows)},
+        )
+    ]
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise MedicInternalError("the PostgreSQL connection has no driver connection")
+    with raw.cursor() as cursor, cursor.copy(_EVENT_COPY) as copy:
+        for event_id, row in zip(ids, rows, strict=True):
+            copy.write_row((event_id, *row))
+    return ids
+
+
 _EVENT_COLUMNS = tuple(c.name for c in t.events.columns if c.name != "id")
+_EVENT_COPY = (
+    f"COPY events (id, {', '.join(c.name for c in t.events.columns if c.name != 'id')}) FROM STDIN"
+)
 _EVENT_INSERT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
