@@ -34,6 +34,7 @@ from medic.taxonomy import GROUPING_VERSION, Grouping, GroupingRule, Severity, g
 from medic.tracker import _tables as t
 from medic.tracker._model import (
     IncidentStatus,
+    IssueCategory,
     IssueStatus,
     IssueSubstatus,
     ResolutionKind,
@@ -133,8 +134,11 @@ class _Prepared:
 class Recorder:
     """Turns signals into rows. Holds no connection: each call gets a write transaction."""
 
-    def __init__(self, *, rules: Sequence[GroupingRule] = ()) -> None:
+    def __init__(
+        self, *, rules: Sequence[GroupingRule] = (), categories: Sequence[IssueCategory] = ()
+    ) -> None:
         self.rules = tuple(rules)
+        self.categories = tuple(categories)
         # Incident↔issue links already stored. Links are never removed while both ends
         # receive signals and ids are never reused, so a remembered link stays true.
         self._links: set[tuple[int, int]] = set()
@@ -286,6 +290,14 @@ class Recorder:
             title = s.title or p.message
             culprit = f"probe {s.probe}" if s.probe else ""
         inputs = dumps(grouping.inputs)
+        category = next(
+            (
+                c
+                for c in self.categories
+                if c.matches(kind=s.kind.value, service=p.service, source=p.source)
+            ),
+            None,
+        )
         issue_id = conn.execute(
             _I_ISSUE,
             {
@@ -304,6 +316,10 @@ class Recorder:
                 "last_release": s.release,
                 "grouping_variant": grouping.variant,
                 "grouping_inputs": inputs,
+                "category": category.name if category else None,
+                "owner": category.owner if category else None,
+                "assigned_to": category.owner if category else None,
+                "response_target_s": category.response_target.total_seconds() if category else None,
             },
         ).scalar_one()
         conn.execute(
