@@ -24,9 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from medic.errors import InvalidInput
-from medic.events import Action, Signal
+from medic.events import Action, ExceptionInfo, Signal
 from medic.taxonomy import GROUPING_VERSION, Grouping, GroupingRule, Severity, group
 from medic.tracker import _tables as t
 from medic.tracker._model import (
@@ -67,12 +69,20 @@ def clean_text(value: str, limit: int) -> str:
 
 
 def _name(value: str, what: str) -> str:
+    if value in _GOOD_NAMES:
+        return value
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise InvalidInput(f"{what}: must be a non-empty string")
-    if len(text) > MAX_NAME or any(ord(c) < 32 for c in text):
+    if len(text) > MAX_NAME or not text.isprintable():
         raise InvalidInput(f"{what}: {value[:60]!r} is too long or holds control characters")
+    if text == value and len(_GOOD_NAMES) < 10_000:
+        _GOOD_NAMES.add(value)
     return text
+
+
+# Service and source names repeat endlessly; remember the ones already checked (bounded).
+_GOOD_NAMES: set[str] = set()
 
 
 @dataclass(slots=True)
@@ -102,7 +112,6 @@ class _Incident:
     last_signal_at: float | None
     resolution_kind: str | None = None
     resolution_reason: str | None = None
-    issues: set[int] = field(default_factory=set)
     new_links: set[int] = field(default_factory=set)
     touched: bool = False
 
@@ -125,6 +134,9 @@ class Recorder:
 
     def __init__(self, *, rules: Sequence[GroupingRule] = ()) -> None:
         self.rules = tuple(rules)
+        # Incident↔issue links already stored. Links are never removed while both ends
+        # receive signals and ids are never reused, so a remembered link stays true.
+        self._links: set[tuple[int, int]] = set()
 
     def prepare(self, signals: Iterable[Signal], now: float) -> list[_Prepared]:
         """Validate and group outside the write lock: the lock is held only for the database."""
@@ -151,12 +163,15 @@ class Recorder:
             )
         return out
 
-    def write(self, conn: Connection, batch: list[_Prepared], now: float) -> list[RecordResult]:
+    def write(
+        self, conn: Connection, batch: list[_Prepared], now: float
+    ) -> tuple[list[RecordResult], list[tuple[int, int]]]:
+        """Apply the batch; returns the results and the incident↔issue links it stored."""
         seen = self._already_stored(conn, batch)
         issues = self._load_issues(conn, batch)
         incidents = self._load_open_incidents(conn, batch)
         registry = list(incidents.values())  # every incident touched, even once replaced by key
-        events: list[dict[str, Any]] = []
+        events: list[tuple[Any, ...]] = []
         timeline: list[dict[str, Any]] = []
         results: list[RecordResult | None] = []
         slots: list[int] = []  # index into results for each inserted event
@@ -190,10 +205,10 @@ class Recorder:
                 event_id, r.issue_id, r.incident_id, False, r.new_issue, r.new_incident
             )
         self._flush_issues(conn, issues.values())
-        self._flush_incidents(conn, registry)
+        links = self._flush_incidents(conn, registry)
         if timeline:
-            conn.execute(insert(t.timeline), timeline)
-        return [r for r in results if r is not None]
+            conn.execute(_I_TIMELINE, timeline)
+        return [r for r in results if r is not None], links
 
     # -- idempotency -----------------------------------------------------------------
 
@@ -203,15 +218,7 @@ class Recorder:
         ids = {p.signal.external_id for p in batch if p.signal.external_id}
         if not ids:
             return {}
-        rows = conn.execute(
-            select(
-                t.events.c.source,
-                t.events.c.external_id,
-                t.events.c.issue_id,
-                t.events.c.incident_id,
-                t.events.c.id,
-            ).where(t.events.c.external_id.in_(ids))
-        )
+        rows = conn.execute(_Q_STORED, {"ids": list(ids)})
         return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
 
     # -- issues ------------------------------------------------------------------------
@@ -220,25 +227,10 @@ class Recorder:
         hashes = {p.grouping.hash for p in batch if p.grouping is not None}
         if not hashes:
             return {}
-        i = t.issues.c
-        rows = conn.execute(
-            select(
-                t.issue_hashes.c.hash,
-                i.id,
-                i.status,
-                i.substatus,
-                i.severity,
-                i.times_seen,
-                i.first_seen,
-                i.last_seen,
-                i.last_release,
-            )
-            .join(t.issues, t.issues.c.id == t.issue_hashes.c.issue_id)
-            .where(
-                t.issue_hashes.c.grouping_version == GROUPING_VERSION,
-                t.issue_hashes.c.hash.in_(hashes),
-            )
-        )
+        if len(hashes) == 1:
+            rows = conn.execute(_Q_ISSUE, {"version": GROUPING_VERSION, "hash": next(iter(hashes))})
+        else:
+            rows = conn.execute(_Q_ISSUES, {"version": GROUPING_VERSION, "hashes": list(hashes)})
         return {r[0]: _Issue(*r[1:]) for r in rows}
 
     def _issue_for(
@@ -294,7 +286,7 @@ class Recorder:
             culprit = f"probe {s.probe}" if s.probe else ""
         inputs = dumps(grouping.inputs)
         issue_id = conn.execute(
-            insert(t.issues).returning(t.issues.c.id),
+            _I_ISSUE,
             {
                 "service": p.service,
                 "title": clean_text(title, 500),
@@ -314,7 +306,7 @@ class Recorder:
             },
         ).scalar_one()
         conn.execute(
-            insert(t.issue_hashes),
+            _I_HASH,
             {
                 "hash": grouping.hash,
                 "grouping_version": grouping.version,
@@ -343,21 +335,7 @@ class Recorder:
             if x.touched
         ]
         if rows:
-            c = t.issues.c
-            conn.execute(
-                update(t.issues)
-                .where(c.id == bindparam("b_id"))
-                .values(
-                    status=bindparam("b_status"),
-                    substatus=bindparam("b_substatus"),
-                    severity=bindparam("b_severity"),
-                    times_seen=bindparam("b_times_seen"),
-                    first_seen=bindparam("b_first_seen"),
-                    last_seen=bindparam("b_last_seen"),
-                    last_release=bindparam("b_last_release"),
-                ),
-                rows,
-            )
+            conn.execute(_U_ISSUE, rows)
 
     # -- incidents ---------------------------------------------------------------------
 
@@ -365,32 +343,11 @@ class Recorder:
         self, conn: Connection, batch: list[_Prepared]
     ) -> dict[str, _Incident]:
         keys = {p.key for p in batch}
-        c = t.incidents.c
-        rows = conn.execute(
-            select(
-                c.id,
-                c.dedup_key,
-                c.status,
-                c.severity,
-                c.impact_started_at,
-                c.acknowledged_at,
-                c.mitigated_at,
-                c.resolved_at,
-                c.signal_count,
-                c.last_signal_at,
-            ).where(c.is_open.is_(True), c.dedup_key.in_(keys))
-        )
-        found = {r[1]: _Incident(*r) for r in rows}
-        if found:
-            by_id = {inc.id: inc for inc in found.values()}
-            links = conn.execute(
-                select(t.incident_issues.c.incident_id, t.incident_issues.c.issue_id).where(
-                    t.incident_issues.c.incident_id.in_(by_id)
-                )
-            )
-            for incident_id, issue_id in links:
-                by_id[incident_id].issues.add(issue_id)
-        return found
+        if len(keys) == 1:
+            rows = conn.execute(_Q_OPEN_ONE, {"key": next(iter(keys))})
+        else:
+            rows = conn.execute(_Q_OPEN, {"keys": list(keys)})
+        return {r[1]: _Incident(*r) for r in rows}
 
     def _incident_for(
         self,
@@ -429,8 +386,7 @@ class Recorder:
                         )
                     )
                     inc.severity = p.severity
-            if issue_id is not None and issue_id not in inc.issues:
-                inc.issues.add(issue_id)
+            if issue_id is not None:
                 inc.new_links.add(issue_id)
             return inc, created
         if inc is None:
@@ -478,10 +434,14 @@ class Recorder:
     ) -> _Incident:
         s = p.signal
         previous = incidents.get(p.key)
+        if previous is not None:
+            # Closed earlier in this batch: release its dedup key now (the unique index on
+            # open keys would refuse the new incident); its full row is written at flush.
+            conn.execute(_U_CLOSE, {"b_id": previous.id})
         related = [previous.id] if previous is not None else self._last_closed(conn, p.key)
         title = clean_text(f"{p.service}: {s.title or p.message}", 300)
         incident_id = conn.execute(
-            insert(t.incidents).returning(t.incidents.c.id),
+            _I_INCIDENT,
             {
                 "title": title,
                 "service": p.service,
@@ -513,17 +473,18 @@ class Recorder:
         )
 
     def _last_closed(self, conn: Connection, key: str) -> list[int]:
-        c = t.incidents.c
-        row = conn.execute(
-            select(c.id).where(c.dedup_key == key).order_by(c.id.desc()).limit(1)
-        ).first()
+        row = conn.execute(_Q_LAST, {"key": key}).first()
         return [int(row[0])] if row else []
 
-    def _flush_incidents(self, conn: Connection, incidents: list[_Incident]) -> None:
+    def _flush_incidents(
+        self, conn: Connection, incidents: list[_Incident]
+    ) -> list[tuple[int, int]]:
         rows = []
         links: list[dict[str, int]] = []
         for inc in incidents:
-            links.extend({"incident_id": inc.id, "issue_id": i} for i in inc.new_links)
+            for issue_id in inc.new_links:
+                if (inc.id, issue_id) not in self._links:
+                    links.append({"incident_id": inc.id, "issue_id": issue_id})
             if not inc.touched:
                 continue
             rows.append(
@@ -543,39 +504,121 @@ class Recorder:
                 }
             )
         if rows:
-            c = t.incidents.c
-            conn.execute(
-                update(t.incidents)
-                .where(c.id == bindparam("b_id"))
-                .values(
-                    status=bindparam("b_status"),
-                    is_open=bindparam("b_is_open"),
-                    severity=bindparam("b_severity"),
-                    impact_started_at=bindparam("b_impact"),
-                    acknowledged_at=bindparam("b_ack"),
-                    mitigated_at=bindparam("b_mit"),
-                    resolved_at=bindparam("b_res"),
-                    signal_count=bindparam("b_count"),
-                    last_signal_at=bindparam("b_last"),
-                    resolution_kind=bindparam("b_rkind"),
-                    resolution_reason=bindparam("b_rreason"),
-                ),
-                rows,
-            )
+            conn.execute(_U_INCIDENT, rows)
         if links:
-            conn.execute(insert(t.incident_issues), links)
+            conn.execute(_I_LINK_SQLITE if conn.dialect.name == "sqlite" else _I_LINK_PG, links)
+        return [(x["incident_id"], x["issue_id"]) for x in links]
+
+    def remember(self, links: list[tuple[int, int]]) -> None:
+        """Note links whose transaction committed (bounded: forgotten wholesale when large)."""
+        if len(self._links) > 100_000:
+            self._links.clear()
+        self._links.update(links)
 
     # -- events --------------------------------------------------------------------------
 
-    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    def _insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
         if not rows:
             return []
+        if conn.dialect.name == "sqlite":
+            if len(rows) == 1:
+                return [int(conn.exec_driver_sql(_EVENT_INSERT, rows[0]).lastrowid)]
+            # One executemany straight into the driver: SQLite cannot batch RETURNING, and
+            # with the write lock held and no AUTOINCREMENT gaps the new ids are contiguous.
+            conn.exec_driver_sql(_EVENT_INSERT, rows)
+            last = int(conn.exec_driver_sql("SELECT max(id) FROM events").scalar_one())
+            return list(range(last - len(rows) + 1, last + 1))
         result = conn.execute(
-            insert(t.events).returning(t.events.c.id, sort_by_parameter_order=True), rows
+            _I_EVENTS_RETURNING, [dict(zip(_EVENT_COLUMNS, r, strict=True)) for r in rows]
         )
         return [int(r[0]) for r in result]
 
 
+# Statements are built once: constructing SQLAlchemy expressions per call costs more
+# than executing them. IN lists use expanding parameters.
+_i, _c, _h, _e = t.issues.c, t.incidents.c, t.issue_hashes.c, t.events.c
+_Q_STORED = select(_e.source, _e.external_id, _e.issue_id, _e.incident_id, _e.id).where(
+    _e.external_id.in_(bindparam("ids", expanding=True))
+)
+_ISSUES_BASE = (
+    select(
+        _h.hash,
+        _i.id,
+        _i.status,
+        _i.substatus,
+        _i.severity,
+        _i.times_seen,
+        _i.first_seen,
+        _i.last_seen,
+        _i.last_release,
+    )
+    .join(t.issues, _i.id == _h.issue_id)
+    .where(_h.grouping_version == bindparam("version"))
+)
+_Q_ISSUES = _ISSUES_BASE.where(_h.hash.in_(bindparam("hashes", expanding=True)))
+# Single-key twins of the IN queries: a plain equality skips expanding-parameter work,
+# which is most of the cost of recording one signal at a time.
+_Q_ISSUE = _ISSUES_BASE.where(_h.hash == bindparam("hash"))
+_OPEN_BASE = select(
+    _c.id,
+    _c.dedup_key,
+    _c.status,
+    _c.severity,
+    _c.impact_started_at,
+    _c.acknowledged_at,
+    _c.mitigated_at,
+    _c.resolved_at,
+    _c.signal_count,
+    _c.last_signal_at,
+).where(_c.is_open.is_(True))
+_Q_OPEN = _OPEN_BASE.where(_c.dedup_key.in_(bindparam("keys", expanding=True)))
+_Q_OPEN_ONE = _OPEN_BASE.where(_c.dedup_key == bindparam("key"))
+_Q_LAST = select(_c.id).where(_c.dedup_key == bindparam("key")).order_by(_c.id.desc()).limit(1)
+_I_ISSUE = insert(t.issues).returning(_i.id)
+_I_HASH = insert(t.issue_hashes)
+_I_INCIDENT = insert(t.incidents).returning(_c.id)
+# A link may exist already (the incident saw this issue before): the database skips it.
+_I_LINK_SQLITE = sqlite_insert(t.incident_issues).on_conflict_do_nothing()
+_I_LINK_PG = pg_insert(t.incident_issues).on_conflict_do_nothing()
+_I_TIMELINE = insert(t.timeline)
+_I_EVENTS_RETURNING = insert(t.events).returning(_e.id, sort_by_parameter_order=True)
+_U_ISSUE = (
+    update(t.issues)
+    .where(_i.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        substatus=bindparam("b_substatus"),
+        severity=bindparam("b_severity"),
+        times_seen=bindparam("b_times_seen"),
+        first_seen=bindparam("b_first_seen"),
+        last_seen=bindparam("b_last_seen"),
+        last_release=bindparam("b_last_release"),
+    )
+)
+_U_CLOSE = update(t.incidents).where(_c.id == bindparam("b_id")).values(is_open=False)
+_U_INCIDENT = (
+    update(t.incidents)
+    .where(_c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        is_open=bindparam("b_is_open"),
+        severity=bindparam("b_severity"),
+        impact_started_at=bindparam("b_impact"),
+        acknowledged_at=bindparam("b_ack"),
+        mitigated_at=bindparam("b_mit"),
+        resolved_at=bindparam("b_res"),
+        signal_count=bindparam("b_count"),
+        last_signal_at=bindparam("b_last"),
+        resolution_kind=bindparam("b_rkind"),
+        resolution_reason=bindparam("b_rreason"),
+    )
+)
+
+_EVENT_COLUMNS = tuple(c.name for c in t.events.columns if c.name != "id")
+_EVENT_INSERT = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+)
 _OPEN = {
     s.value
     for s in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED)
@@ -593,49 +636,52 @@ _NEXT = {
 
 def _event_row(
     p: _Prepared, issue_id: int | None, incident_id: int | None, now: float
-) -> dict[str, Any]:
+) -> tuple[Any, ...]:
+    """One events row as a tuple in `_EVENT_COLUMNS` order (the driver takes it as is)."""
     s = p.signal
     exc = s.exception
-    return {
-        "source": p.source,
-        "external_id": clean_text(s.external_id, 200) if s.external_id else None,
-        "received_at": now,
-        "occurred_at": p.occurred,
-        "detected_at": p.detected,
-        "service": p.service,
-        "kind": str(s.kind),
-        "severity": p.severity,
-        "action": s.action.value,
-        "message": p.message,
-        "title": clean_text(s.title, 500) if s.title else None,
-        "fingerprint": p.grouping.hash if p.grouping else "",
-        "dedup_key": p.key,
-        "probe": s.probe,
-        "reason": clean_text(s.reason, 500) if s.reason else None,
-        "release": s.release,
-        "environment": s.environment,
-        "tags": dumps(dict(s.tags)) if s.tags else None,
-        "exception": dumps(
-            {
-                "type": exc.type,
-                "value": exc.value,
-                "frames": [
-                    {
-                        "function": f.function,
-                        "module": f.module,
-                        "filename": f.filename,
-                        "lineno": f.lineno,
-                        "in_app": f.in_app,
-                    }
-                    for f in exc.frames
-                ],
-            }
-        )
-        if exc
-        else None,
-        "issue_id": issue_id,
-        "incident_id": incident_id,
-    }
+    return (
+        p.source,
+        clean_text(s.external_id, 200) if s.external_id else None,
+        now,
+        p.occurred,
+        p.detected,
+        p.service,
+        s.kind.value,
+        p.severity,
+        s.action.value,
+        p.message,
+        clean_text(s.title, 500) if s.title else None,
+        p.grouping.hash if p.grouping else "",
+        p.key,
+        s.probe,
+        clean_text(s.reason, 500) if s.reason else None,
+        s.release,
+        s.environment,
+        dumps(dict(s.tags)) if s.tags else None,
+        _exception_json(exc) if exc else None,
+        issue_id,
+        incident_id,
+    )
+
+
+def _exception_json(exc: ExceptionInfo) -> str:
+    return dumps(
+        {
+            "type": exc.type,
+            "value": exc.value,
+            "frames": [
+                {
+                    "function": f.function,
+                    "module": f.module,
+                    "filename": f.filename,
+                    "lineno": f.lineno,
+                    "in_app": f.in_app,
+                }
+                for f in exc.frames
+            ],
+        }
+    )
 
 
 def _timeline_row(

@@ -138,9 +138,11 @@ class Tracker:
             return []
         try:
             with self.db.write() as conn:
-                return self._recorder.write(conn, batch, now)
+                results, links = self._recorder.write(conn, batch, now)
         except SQLAlchemyError as exc:
             raise translate(exc, self.url) from exc
+        self._recorder.remember(links)
+        return results
 
     # -- incident transitions --------------------------------------------------------
 
