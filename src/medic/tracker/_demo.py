@@ -350,13 +350,14 @@ def record_demo(
     now = now or datetime.now(UTC)
     clock = _ReplayClock(now)
     signals = skipped = count = 0
+    endings: dict[int, set[str]] = {}
     with Tracker(url, clock=clock) as tracker:
         for episode in demo_episodes(seed=seed, now=now, days=days, episodes=episodes):
             count += 1
             first = episode.triggers[0]
             clock.at = (first.detected_at or now) + timedelta(seconds=1)
             result = tracker.record(first)
-            if result.duplicate or result.incident_id is None:
+            if result.duplicate or result.incident_id is None or result.issue_id is None:
                 skipped += 1
                 continue
             for signal in episode.triggers[1:]:
@@ -365,7 +366,35 @@ def record_demo(
             signals += len(episode.triggers)
             _replay(tracker, clock, episode, result.incident_id, now)
             signals += len(episode.follow_ups())
+            endings.setdefault(result.issue_id, set()).add(episode.ending)
+            if episode.ending == "engineering" and episode.service == "worker":
+                _fix(tracker, result.issue_id, episode.responder)
+        for issue_id, seen in endings.items():
+            healed = seen & {"auto"}
+            coverage = "covered" if seen <= {"auto", "open"} else "partial" if healed else "none"
+            tracker.edit_issue(issue_id, self_healing=coverage)
     return DemoSummary(count, signals, skipped)
+
+
+def _fix(tracker: Tracker, issue_id: int, who: str) -> None:
+    """An engineer fills seed 000's template and resolves the issue; the next KeyError regresses it."""
+    issue = tracker.issue(issue_id)
+    if issue.status != "unresolved":
+        return
+    tracker.edit_issue(
+        issue_id,
+        assigned_to=who,
+        category="Data integrity",
+        owner="worker team",
+        response_target_s=2 * 3600,
+        impact="Jobs without user_id fail; their users get no invoice until replayed.",
+        root_cause="billing 2.3 sends jobs without user_id; extract() assumed it present.",
+        prevention="Validate payloads at the queue edge; contract test with billing.",
+        related_files="worker/payload.py, worker/handlers.py",
+    )
+    tracker.resolve_issue(
+        issue_id, actor=who, resolution="guard for missing user_id", release="worker@2.3.2"
+    )
 
 
 def _replay(

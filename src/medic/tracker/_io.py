@@ -226,10 +226,10 @@ class _Importer:
             )
         self.stage = stage
         values = _values(kind, obj)
-        if self.errors_total:
-            return  # keep validating, but a failed import writes nothing more
-        # A savepoint per row: a constraint the checks missed fails this line, not the
-        # transaction (PostgreSQL refuses every statement after an error otherwise).
+        # After an error rows are still written, so later lines are checked against them
+        # too; the transaction is rolled back at the end. A savepoint per row: a constraint
+        # the checks missed fails this line, not the transaction (PostgreSQL refuses every
+        # statement after an error otherwise).
         with self.conn.begin_nested():
             getattr(self, f"_{kind}")(number, values)
 
@@ -434,8 +434,6 @@ class _Importer:
 
     def finish(self) -> None:
         """Point merged issues and incidents at their survivors, now that all exist."""
-        if self.errors_total:
-            return
         for number, kind, new_id, old_target in self.deferred:
             target = self.maps[kind].get(old_target)
             if target is None:

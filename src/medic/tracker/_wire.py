@@ -213,7 +213,7 @@ def _string(value: Any, p: _Path, limit: int, *, single_line: bool) -> str:
         raise p.error("not valid Unicode (a lone surrogate escape such as \\ud800)") from None
     if "\x00" in value:
         raise p.error("holds a NUL character")
-    if single_line and any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if single_line and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
         raise p.error(f"{value[:40]!r} holds control characters")
     return value
 
