@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
+from rich.text import Text
 
 from medic.cli._main import cli
 from medic.cli._render import (
@@ -86,7 +87,7 @@ def print_incidents(items: list[IncidentView], title: str = "Incidents") -> None
                     i.severity,
                     i.status,
                     i.service,
-                    clean(i.title, 60),
+                    clean(i.title, 48),
                     ago(i.triggered_at),
                     _lasted(i),
                     (i.resolution_kind or "").replace("_", " ") or "—",
@@ -162,9 +163,8 @@ def show_incident(ctx: click.Context, incident_id: int, as_json: bool) -> None:
         ("Closed", incident.closed_at),
     ):
         fields.append((label, when(moment)))
-    out.print(
-        table(f"Incident #{incident.id}: {clean(incident.title, 150)}", ["Field", "Value"], fields)
-    )
+    out.print(Text(f"Incident #{incident.id}: {clean(incident.title, 300)}", style="bold"))
+    out.print(table(None, ["Field", "Value"], fields))
     out.print(
         table(
             "Issues behind it",

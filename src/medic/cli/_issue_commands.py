@@ -90,7 +90,7 @@ def print_issues(items: list[IssueView], title: str = "Issues") -> None:
                     f"{i.status}/{i.substatus}",
                     i.service,
                     i.kind,
-                    clean(i.title, 70),
+                    clean(i.title, 48),
                     i.times_seen,
                     ago(i.last_seen),
                     i.self_healing,
@@ -135,7 +135,8 @@ def show_issue(ctx: click.Context, issue_id: int, n_events: int, as_json: bool) 
         fields.append(("Merged into", f"#{issue.merged_into}"))
     if issue.resolved_at is not None:
         fields.append(("Resolved at", when(issue.resolved_at)))
-    out.print(table(f"Issue #{issue.id}: {clean(issue.title, 150)}", ["Field", "Value"], fields))
+    out.print(Text(f"Issue #{issue.id}: {clean(issue.title, 300)}", style="bold"))
+    out.print(table(None, ["Field", "Value"], fields))
     for label, value in (
         ("Description", issue.description),
         ("Impact", issue.impact),
