@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medic.cli._main import Obj
+from medic.clock import parse_duration as _parse_duration
 from medic.errors import InvalidInput
 from medic.tracker import Tracker, jsonable
 
@@ -36,8 +37,6 @@ __all__ = [
     "when",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$", re.IGNORECASE)
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -76,12 +75,11 @@ def actor_option(func: Any) -> Any:
 
 
 def parse_duration(value: str, what: str) -> timedelta:
-    """'250ms', '30s', '15m', '2h', '7d' or plain seconds."""
-    match = _DURATION.match(value)
-    if match is None:
-        raise InvalidInput(f"{what}: {value!r} is not a duration like 30s, 15m, 2h or 7d")
-    number, unit = match.groups()
-    return timedelta(seconds=float(number) * _UNITS[(unit or "s").lower()])
+    """The kernel's duration parser ('250ms', '15m', '7d', '1h30m'), with the option named."""
+    try:
+        return _parse_duration(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
 
 
 def clean(value: object, limit: int = 200) -> Text:

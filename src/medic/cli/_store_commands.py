@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
 from medic.cli._incident_commands import print_incidents
 from medic.cli._issue_commands import print_issues
+from medic.cli._kpi_commands import kpi_table
 from medic.cli._main import Obj, cli
-from medic.cli._render import echo_json, json_option, open_tracker
+from medic.cli._render import console, echo_json, json_option, open_tracker
 from medic.errors import InvalidInput
 from medic.tracker import (
     ImportFailed,
@@ -141,4 +143,7 @@ def demo_command(ctx: click.Context, seed: int, days: float, episodes: int) -> N
         )
     print_issues(tracker.issues(limit=20).items)
     print_incidents(tracker.incidents(limit=15).items, title="Latest incidents")
+    until = datetime.now(UTC)
+    report = tracker.kpis(since=until - timedelta(days=days), until=until)
+    console().print(kpi_table(report))
     click.echo("next: medic incidents show ID · medic issues show ID · medic report ID")

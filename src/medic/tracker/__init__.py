@@ -9,6 +9,7 @@ from medic.tracker._admin import upgrade_store
 from medic.tracker._demo import DemoSummary, Episode, demo_episodes, demo_signals, record_demo
 from medic.tracker._engine import HEAD_REVISION, normalize_url
 from medic.tracker._io import ROW_TYPES, ImportFailed, ImportResult, export_record, import_record
+from medic.tracker._kpis import IncidentTimes, KpiReport, Stat, compute_kpis
 from medic.tracker._model import (
     DEFAULT_SEVERITY_POLICIES,
     INCIDENT_ALLOWED,
@@ -64,10 +65,12 @@ __all__ = [
     "ImportResult",
     "IncidentReport",
     "IncidentStatus",
+    "IncidentTimes",
     "IncidentView",
     "IssueStatus",
     "IssueSubstatus",
     "IssueView",
+    "KpiReport",
     "Page",
     "PostmortemView",
     "RecordResult",
@@ -76,10 +79,12 @@ __all__ = [
     "ResolutionReason",
     "SelfHealing",
     "SeverityPolicy",
+    "Stat",
     "TimelineEntry",
     "TimelineKind",
     "Tracker",
     "build_report",
+    "compute_kpis",
     "demo_episodes",
     "demo_signals",
     "export_record",

@@ -416,6 +416,15 @@ def _replay(
         tracker.record(signal)
     if ep.ending in ("auto", "open"):
         return
+    # Self-healing gave up: the ladder climbs to on-call (L3), engineering fixes go to L4.
+    clock.at = ep.recoveries[-1].ended_at if ep.recoveries else clock.at
+    tracker.set_escalation(
+        incident_id, level=2, next_at=None, message="automatic recovery failed; runbooks next"
+    )
+    clock.at = (ep.acknowledged_at or clock.at) - timedelta(seconds=30)
+    tracker.set_escalation(incident_id, level=3, next_at=None, message=f"paged {ep.responder}")
+    if ep.ending == "engineering":
+        tracker.set_escalation(incident_id, level=4, next_at=None, message="needs a code fix")
     clock.at = ep.acknowledged_at or clock.at
     tracker.acknowledge(incident_id, actor=ep.responder)
     if ep.ending == "false_positive":

@@ -451,7 +451,7 @@ class Recorder:
                 "dedup_key": p.key,
                 "impact_started_at": p.occurred,
                 "detected_at": p.detected,
-                "triggered_at": now,
+                "triggered_at": p.detected,  # the alert fires when the failure is detected
                 "signal_count": 1,
                 "last_signal_at": p.detected,
                 "related": dumps(related),
