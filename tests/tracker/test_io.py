@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,12 +29,16 @@ def _export(tracker: Tracker) -> str:
     return out.getvalue()
 
 
-@pytest.fixture
-def demo_text(tmp_path: Path) -> str:
+@pytest.fixture(scope="module")
+def demo_text(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The export of a store holding the demo stream (every row type present)."""
-    url = str(tmp_path / "demo.db")
+    url = str(tmp_path_factory.mktemp("demo") / "demo.db")
     record_demo(url, seed=3, now=NOW, episodes=30)
     with Tracker(url) as source:
+        # Merges point rows at others, forwards (issue 1 → 2) and backwards (incident).
+        source.merge_issues([1], into=2, actor="t")
+        still_open = source.incidents(status="triggered").items[0]
+        source.merge(still_open.id, into=still_open.id - 1, actor="t")
         return _export(source)
 
 
@@ -45,6 +49,7 @@ def test_export_lists_every_row_type_in_replay_order(demo_text: str) -> None:
     types = [r["type"] for r in rows[1:]]
     order = [t for i, t in enumerate(types) if i == 0 or types[i - 1] != t]
     assert order == list(ROW_TYPES)
+    assert next(r for r in rows if r["type"] == "issue" and r["id"] == 1)["merged_into"] == 2
     item = next(r for r in rows if r["type"] == "action_item")
     assert item["item_type"] in {"mitigate", "prevent", "process", "other"}
     event = next(r for r in rows if r["type"] == "event" and r["exception"])
@@ -166,13 +171,14 @@ def test_rows_out_of_replay_order_are_refused(demo_text: str, tmp_path: Path) ->
         assert "issue row after action_item rows" in error.errors[0]
 
 
-def test_a_second_open_incident_for_one_dedup_key_is_refused(
-    demo_text: str, tmp_path: Path
-) -> None:
+def test_a_second_open_incident_for_one_dedup_key_is_refused(tmp_path: Path) -> None:
     """The store allows one open incident per dedup key; an import cannot break that."""
+    with Tracker(str(tmp_path / "s.db"), clock=FakeClock(NOW - timedelta(hours=1))) as source:
+        source.record(Signal("worker", "failing there", dedup_key="service:worker"))
+        text = _export(source)
     with Tracker(str(tmp_path / "t.db"), clock=FakeClock(NOW)) as target:
         target.record(Signal("worker", "already failing here", dedup_key="service:worker"))
-        error = _refused(target, demo_text)
+        error = _refused(target, text)
         assert "open incident with dedup key 'service:worker' already exists" in error.errors[0]
 
 

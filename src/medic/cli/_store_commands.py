@@ -78,7 +78,7 @@ def export_command(ctx: click.Context, output: str) -> None:
 
 
 @cli.command("import")
-@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @json_option
 @click.pass_context
 def import_command(ctx: click.Context, path: str, as_json: bool) -> None:

@@ -90,7 +90,7 @@ def _describe(r: RecordResult) -> str:
 
 
 @cli.command("ingest")
-@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @json_option
 @click.pass_context
 def ingest_command(ctx: click.Context, path: str, as_json: bool) -> None:
