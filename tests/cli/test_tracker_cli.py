@@ -43,6 +43,12 @@ def medic(tmp_path: Path) -> Medic:
     return Medic(str(tmp_path / "store.db"))
 
 
+@pytest.fixture
+def medic_both(store_url: str) -> Medic:
+    """The CLI on a fresh SQLite store, then on the real PostgreSQL."""
+    return Medic(store_url)
+
+
 def _fails_with(result: Result, text: str) -> None:
     assert result.exit_code != 0
     lines = result.stderr.strip().splitlines()
@@ -98,8 +104,9 @@ def test_fingerprint_and_dedup_key_override_grouping(medic: Medic) -> None:
     assert "Grouping hashes kept (1)" in shown
 
 
-def test_ingest_records_good_lines_and_names_bad_ones(medic: Medic, tmp_path: Path) -> None:
+def test_ingest_records_good_lines_and_names_bad_ones(medic_both: Medic, tmp_path: Path) -> None:
     """Bad lines are reported with their numbers on stderr and skipped; the exit is 1."""
+    medic = medic_both
     path = tmp_path / "signals.jsonl"
     good = {"service": "worker", "message": "KeyError: 'id'", "kind": "data-integrity"}
     path.write_text(
@@ -220,8 +227,9 @@ def test_issue_merge_keeps_every_hash(medic: Medic) -> None:
     _fails_with(medic("issues", "merge", "1", "--into", "1", ok=False), "name at least one issue")
 
 
-def test_incident_lifecycle_and_illegal_transitions(medic: Medic) -> None:
+def test_incident_lifecycle_and_illegal_transitions(medic_both: Medic) -> None:
     """ack → mitigate → resolve → close; acking a closed incident is refused and changes nothing."""
+    medic = medic_both
     medic("signal", "--service", "web", "--message", "502 from upstream")
     assert medic.json("incidents", "ack", "1", "--note", "looking")["status"] == "acknowledged"
     medic("incidents", "note", "1", "restarting the pool", "--actor", "bob")
@@ -307,8 +315,9 @@ def test_report_writes_markdown_and_html(medic: Medic, tmp_path: Path) -> None:
     )
 
 
-def test_export_import_round_trip(medic: Medic, tmp_path: Path) -> None:
+def test_export_import_round_trip(medic_both: Medic, tmp_path: Path) -> None:
     """export → import into an empty store → export is identical; a bad file changes nothing."""
+    medic = medic_both
     medic("demo", "--seed", "5", "--episodes", "12")
     dump = tmp_path / "dump.jsonl"
     medic("export", "-o", str(dump))

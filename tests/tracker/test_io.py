@@ -6,6 +6,7 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -108,10 +109,10 @@ def test_import_into_a_store_with_other_rows_remaps_ids(demo_text: str, tmp_path
         assert target.incident(own.incident_id).service == "own"  # type: ignore[arg-type]
 
 
-def _refused(target: Tracker, text: str) -> ImportFailed:
+def _refused(target: Tracker, text: str | BinaryIO) -> ImportFailed:
     before = _export(target)
     with pytest.raises(ImportFailed) as info:
-        import_record(target, io.StringIO(text))
+        import_record(target, io.StringIO(text) if isinstance(text, str) else text)
     assert _export(target) == before, "a refused import must change nothing"
     return info.value
 
@@ -188,3 +189,17 @@ def test_an_empty_store_exports_only_its_header(tracker: Tracker) -> None:
     assert len(text.splitlines()) == 1
     result = import_record(tracker, io.StringIO(text))
     assert sum(result.inserted.values()) == 0
+
+
+def test_a_huge_line_in_a_binary_file_is_refused_without_reading_it_whole(
+    demo_text: str, tmp_path: Path
+) -> None:
+    """From a binary file, a line over the limit is one bad line named by its number."""
+    path = tmp_path / "big.jsonl"
+    lines = demo_text.splitlines(keepends=True)
+    path.write_bytes(
+        lines[0].encode() + b'{"type": "issue", "title": "' + b"x" * (5 << 20) + b'"}\n'
+    )
+    with Tracker(str(tmp_path / "t.db")) as target, path.open("rb") as stream:
+        error = _refused(target, stream)
+        assert error.errors == ["line 2: longer than 4194304 bytes"]

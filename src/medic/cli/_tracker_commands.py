@@ -8,7 +8,6 @@ Reports, export/import, `db upgrade` and `demo` live in `_store_commands`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import IO, Any
 
 import click
@@ -19,7 +18,13 @@ from medic.cli._main import cli
 from medic.cli._render import echo_json, json_option, open_tracker
 from medic.errors import InvalidInput
 from medic.events import Signal
-from medic.tracker import MAX_PAYLOAD_BYTES, RecordResult, Tracker, parse_signal_line
+from medic.tracker import (
+    MAX_PAYLOAD_BYTES,
+    RecordResult,
+    Tracker,
+    parse_signal_line,
+    read_lines,
+)
 from medic.tracker import signal_from_json as _signal_from_json
 
 __all__: list[str] = []
@@ -130,10 +135,10 @@ def ingest_command(ctx: click.Context, path: str, as_json: bool) -> None:
     with stream, progress:
         task = progress.add_task("ingest", total=size)
         batch: list[tuple[int, Signal]] = []
-        for number, raw, consumed in _lines(stream):
+        for number, raw, consumed in read_lines(stream, limit=MAX_PAYLOAD_BYTES):
             progress.advance(task, consumed)
             stats["lines"] += 1
-            if not raw:
+            if raw is None:
                 bad(f"{name}:{number}: line longer than {MAX_PAYLOAD_BYTES} bytes")
                 continue
             if not raw.strip():
@@ -164,24 +169,6 @@ def _size(stream: IO[bytes]) -> int | None:
         return os.fstat(stream.fileno()).st_size or None
     except (OSError, ValueError, AttributeError):
         return None
-
-
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
-    """(number, line, bytes consumed); a line over the limit comes back empty, never read whole."""
-    number = 0
-    while True:
-        line = stream.readline(MAX_PAYLOAD_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_PAYLOAD_BYTES and not line.endswith(b"\n"):
-            consumed = len(line)
-            while line and not line.endswith(b"\n"):
-                line = stream.readline(1 << 16)
-                consumed += len(line)
-            yield number, b"", consumed
-            continue
-        yield number, line, len(line)
 
 
 def _flush(

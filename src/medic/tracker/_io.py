@@ -15,11 +15,12 @@ incidents (and of events when merging into a non-empty store), never the rows.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import IO, Any, Protocol, TextIO
 
 from sqlalchemy import Boolean, Connection, Double, Integer, String, Table, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -139,12 +140,48 @@ def _line(obj: dict[str, Any]) -> str:
 # -- import --------------------------------------------------------------------------
 
 
-def import_record(tracker: Tracker, lines: Iterable[str | bytes]) -> ImportResult:
-    """Replay an export into the store in one transaction; raises ImportFailed on bad lines."""
+class Readable(Protocol):
+    """A binary stream read line by line (a file, stdin's buffer)."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def read_lines(stream: Readable, *, limit: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(number, line, bytes consumed) from a binary stream; a line over `limit` bytes comes
+    back as None and is skipped, never held in memory whole (a hostile file is not a DoS).
+    """
+    number = 0
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            consumed = len(line)
+            while line and not line.endswith(b"\n"):
+                line = stream.readline(1 << 16)
+                consumed += len(line)
+            yield number, None, consumed
+            continue
+        yield number, line, len(line)
+
+
+def import_record(
+    tracker: Tracker, lines: IO[bytes] | Iterable[str] | Iterable[bytes]
+) -> ImportResult:
+    """Replay an export into the store in one transaction; raises ImportFailed on bad lines.
+
+    `lines` is a binary file (read with bounded memory) or any iterable of lines.
+    """
+    numbered: Iterable[tuple[int, str | bytes | None]]
+    if isinstance(lines, io.BufferedIOBase | io.RawIOBase):
+        numbered = ((n, raw) for n, raw, _ in read_lines(lines, limit=MAX_LINE))
+    else:
+        numbered = enumerate(lines, start=1)
     try:
         with tracker.db.write() as conn:
             importer = _Importer(conn, keep_ids=_is_empty(conn))
-            for number, raw in enumerate(lines, start=1):
+            for number, raw in numbered:
                 importer.line(number, raw)
             importer.finish()
             if importer.errors_total:
@@ -182,7 +219,10 @@ class _Importer:
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(f"line {number}: {message}")
 
-    def line(self, number: int, raw: str | bytes) -> None:
+    def line(self, number: int, raw: str | bytes | None) -> None:
+        if raw is None:
+            self.error(number, f"longer than {MAX_LINE} bytes")
+            return
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode("utf-8")
