@@ -170,7 +170,6 @@ events = Table(
     UniqueConstraint("source", "external_id"),
     Index(None, "issue_id", "id"),
     Index(None, "incident_id", "id"),
-    Index(None, "occurred_at"),
 )
 
 timeline = Table(

@@ -27,6 +27,7 @@ from medic.tracker._model import (
     DEFAULT_SEVERITY_POLICIES,
     OPEN_INCIDENT_STATES,
     IncidentStatus,
+    IssueCategory,
     IssueStatus,
     IssueSubstatus,
     ResolutionKind,
@@ -97,12 +98,13 @@ class Tracker:
         clock: Clock = system_clock,
         grouping_rules: Sequence[GroupingRule] = (),
         severity_policies: Mapping[Severity, SeverityPolicy] | None = None,
+        categories: Sequence[IssueCategory] = (),
         migrate: bool = True,
     ) -> None:
         self.db = Database(url)
         self.clock = clock
         self.severity_policies = dict(severity_policies or DEFAULT_SEVERITY_POLICIES)
-        self._recorder = Recorder(rules=grouping_rules)
+        self._recorder = Recorder(rules=grouping_rules, categories=categories)
         if migrate:
             self.db.migrate()
 
