@@ -203,3 +203,11 @@ def test_a_huge_line_in_a_binary_file_is_refused_without_reading_it_whole(
     with Tracker(str(tmp_path / "t.db")) as target, path.open("rb") as stream:
         error = _refused(target, stream)
         assert error.errors == ["line 2: longer than 4194304 bytes"]
+
+
+def test_the_export_covers_every_table() -> None:
+    """A table added to the schema without an export row type would be lost on export."""
+    from medic.tracker import _io, _tables
+
+    exported = {table.name for _, table, _ in _io._ORDER}
+    assert exported == set(_tables.metadata.tables)
