@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -45,15 +48,27 @@ def report_command(ctx: click.Context, incident_id: int, fmt: str, output: str) 
         click.echo(f"wrote {output}", err=True)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write beside the target and rename, so a failed write never leaves half a file."""
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[TextIO]:
+    """Write beside the target and rename, so a failure never leaves half a file behind."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            yield handle
         os.replace(tmp, path)
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    with _atomic(path) as handle:
+        handle.write(text)
 
 
 @cli.command("export")
@@ -65,14 +80,8 @@ def export_command(ctx: click.Context, output: str) -> None:
     if output == "-":
         counts = export_record(tracker, sys.stdout)
     else:
-        path = Path(output)
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                counts = export_record(tracker, handle)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise InvalidInput(f"{output}: cannot write: {exc.strerror or exc}") from exc
+        with _atomic(Path(output)) as handle:
+            counts = export_record(tracker, handle)
     summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
     click.echo(f"exported {summary or 'an empty store'}", err=True)
 

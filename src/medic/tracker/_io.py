@@ -543,7 +543,10 @@ def _check(kind: str, name: str, column: Any, value: Any) -> Any:
     elif isinstance(ctype, Double):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidInput(f"{where}: expected a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
         if not math.isfinite(value):
             raise InvalidInput(f"{where}: expected a finite number")
     elif isinstance(ctype, String):

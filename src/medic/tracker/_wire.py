@@ -293,7 +293,10 @@ def _time(value: Any, p: _Path) -> datetime | None:
     if isinstance(value, bool):
         raise p.error("expected an ISO 8601 time or epoch seconds, got a boolean")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
         if not math.isfinite(seconds) or not _MIN_EPOCH <= seconds < _MAX_EPOCH:
             raise p.error(f"epoch seconds {value!r} out of range (milliseconds by mistake?)")
         return datetime.fromtimestamp(seconds, UTC)
@@ -340,6 +343,8 @@ def _tags(value: Any, p: _Path) -> dict[str, str]:
         raise p.error(f"{len(value)} tags; the limit is {MAX_TAGS}")
     out: dict[str, str] = {}
     for key, item in value.items():
+        if not isinstance(key, str):
+            raise p.error(f"tag names must be strings, got {_type(key)}")
         q = p.at(key if key.isidentifier() else f"[{key[:40]!r}]")
         name = _string(key, q, MAX_NAME, single_line=True)
         if not name.strip():
