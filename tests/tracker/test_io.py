@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from medic.events import Signal
+from medic.errors import IllegalTransition, NotFound
+from medic.events import Action, Signal
 from medic.testing import FakeClock
 from medic.tracker import (
     ROW_TYPES,
@@ -211,3 +216,44 @@ def test_the_export_covers_every_table() -> None:
 
     exported = {table.name for _, table, _ in _io._ORDER}
     assert exported == set(_tables.metadata.tables)
+
+
+_services = st.sampled_from(["api", "web", "worker"])
+_steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("signal"), _services, st.text(max_size=30), st.sampled_from(list(Action))
+        ),
+        st.tuples(st.just("ack"), st.integers(1, 4)),
+        st.tuples(st.just("resolve"), st.integers(1, 4)),
+        st.tuples(st.just("note"), st.integers(1, 4)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(steps=_steps)
+def test_round_trip_property(steps: list[tuple[object, ...]]) -> None:
+    """Whatever was recorded and done, export → import into an empty store → export is exact."""
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = FakeClock(NOW)
+        with Tracker(f"{tmp}/s.db", clock=clock) as source:
+            for step in steps:
+                clock.advance(7.5)
+                if step[0] == "signal":
+                    _, service, message, action = step
+                    source.record(Signal(str(service), str(message), action=action))  # type: ignore[arg-type]
+                    continue
+                incident_id = int(step[1])  # type: ignore[call-overload]
+                with contextlib.suppress(NotFound, IllegalTransition):
+                    if step[0] == "ack":
+                        source.acknowledge(incident_id, actor="p")
+                    elif step[0] == "resolve":
+                        source.resolve(incident_id, actor="p")
+                    else:
+                        source.add_note(incident_id, "<b>note</b>", actor="p")
+            text = _export(source)
+        with Tracker(f"{tmp}/t.db") as target:
+            import_record(target, io.StringIO(text))
+            assert _export(target) == text
