@@ -27,7 +27,10 @@ __all__: list[str] = []
 
 @cli.group("incidents")
 def incidents_group() -> None:
-    """Outages: triggered → acknowledged → mitigated → resolved → closed (or cancelled)."""
+    """Outages in time, and their lifecycle.
+
+    triggered → acknowledged → mitigated → resolved → closed, or cancelled.
+    """
 
 
 @incidents_group.command("list")
@@ -115,7 +118,7 @@ def _lasted(i: IncidentView) -> str:
 @json_option
 @click.pass_context
 def show_incident(ctx: click.Context, incident_id: int, as_json: bool) -> None:
-    """One incident: timestamps, linked issues, recovery attempts and timeline."""
+    """One incident: timestamps, issues, recovery, timeline."""
     tracker = open_tracker(ctx)
     incident = tracker.incident(incident_id)
     issues = [tracker.issue(i) for i in incident.issue_ids[:50]]

@@ -44,7 +44,10 @@ ORDER = "client fingerprint > grouping rules > exception frames > exception valu
 
 @cli.group("issues")
 def issues_group() -> None:
-    """Classes of failure, grouped by fingerprint (seed 000's template, Sentry's lifecycle)."""
+    """Classes of failure, grouped by fingerprint.
+
+    Seed 000's issue template with Sentry's lifecycle: unresolved, resolved, ignored.
+    """
 
 
 @issues_group.command("list")

@@ -55,7 +55,10 @@ MAX_BAD_SHOWN = 100
 @json_option
 @click.pass_context
 def signal_command(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
-    """Record one failure signal: it lands in an issue and an incident."""
+    """Record one failure signal.
+
+    It lands in an issue (by fingerprint) and an incident (by dedup key).
+    """
     payload: dict[str, Any] = {k: v for k, v in options.items() if v not in (None, (), "")}
     if "fingerprint" in payload:
         payload["fingerprint"] = list(payload["fingerprint"])
@@ -99,7 +102,7 @@ def _describe(r: RecordResult) -> str:
 @json_option
 @click.pass_context
 def ingest_command(ctx: click.Context, path: str, as_json: bool) -> None:
-    """Record the signals of a JSON Lines file (one object per line; '-' reads stdin).
+    """Record the signals of a JSON Lines file ('-': stdin).
 
     Bad lines are reported with their line numbers on stderr and skipped; the good
     ones are recorded in batches. Exits 1 when any line was bad.
