@@ -402,3 +402,52 @@ def test_real_process_end_to_end(tmp_path: Path) -> None:
     assert refused.stderr.strip().splitlines() == [
         "Error: incident 1: cannot go from 'closed' to 'acknowledged'"
     ]
+
+
+def test_postmortem_and_action_items_feed_the_report(medic: Medic) -> None:
+    """Sections and action items written from the CLI appear in `medic report`."""
+    medic("signal", "--service", "db", "--message", "replica lag 90s", "--severity", "SEV2")
+    medic("incidents", "resolve", "1")
+    saved = medic.json(
+        "incidents",
+        "postmortem",
+        "1",
+        "--author",
+        "ana",
+        "--status",
+        "complete",
+        "--root-causes",
+        "a vacuum held a lock",
+        "--went-well",
+        "the replica caught up",
+    )
+    assert (saved["status"], saved["authors"]) == ("complete", ["ana"])
+    medic(
+        "incidents",
+        "action-item",
+        "1",
+        "Alert on replica lag",
+        "--type",
+        "mitigate",
+        "--owner",
+        "ana",
+        "--bug",
+        "https://bugs/9",
+    )
+    report = medic("report", "1").stdout
+    assert "a vacuum held a lock" in report
+    assert "| Alert on replica lag | mitigate | ana | https://bugs/9 | open |" in report
+    _fails_with(medic("incidents", "postmortem", "1", ok=False), "give at least one section")
+    _fails_with(medic("incidents", "postmortem", "9", "--summary", "x", ok=False), "no incident 9")
+
+
+def test_incident_severity_and_merge(medic: Medic) -> None:
+    """Severity changes and merges go through the tracker's rules."""
+    medic("signal", "--service", "a", "--message", "down")
+    medic("signal", "--service", "b", "--message", "down too")
+    assert medic.json("incidents", "severity", "1", "SEV1")["severity"] == "SEV1"
+    _fails_with(medic("incidents", "severity", "1", "SEV0", ok=False), "unknown severity")
+    merged = medic.json("incidents", "merge", "2", "--into", "1")
+    assert (merged["status"], merged["merged_into"]) == ("merged", 1)
+    assert medic.json("incidents", "show", "1")["incident"]["issue_ids"] == [1, 2]
+    _fails_with(medic("incidents", "merge", "1", "--into", "1", ok=False), "into itself")

@@ -39,6 +39,8 @@ def test_the_doc_has_commands_for_every_tracker_face() -> None:
         "medic incidents resolve",
         "medic incidents close",
         "medic incidents note",
+        "medic incidents postmortem",
+        "medic incidents action-item",
         "medic report",
         "medic export",
         "import",
