@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from medic.cli._main import _register, cli
+from medic.tracker import HEAD_REVISION
 
 _register()
 
@@ -337,8 +338,8 @@ def test_export_import_round_trip(medic_both: Medic, tmp_path: Path) -> None:
 
 def test_db_upgrade_is_idempotent(medic: Medic) -> None:
     """`medic db upgrade` migrates a fresh store and is a no-op the second time."""
-    assert medic("db", "upgrade").stdout.strip() == "store at revision 0001"
-    assert medic("db", "upgrade").stdout.strip() == "store at revision 0001"
+    assert medic("db", "upgrade").stdout.strip() == f"store at revision {HEAD_REVISION}"
+    assert medic("db", "upgrade").stdout.strip() == f"store at revision {HEAD_REVISION}"
 
 
 def test_demo_is_deterministic_per_seed_and_idempotent(tmp_path: Path) -> None:

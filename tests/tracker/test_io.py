@@ -18,6 +18,7 @@ from medic.errors import IllegalTransition, NotFound
 from medic.events import Action, Signal
 from medic.testing import FakeClock
 from medic.tracker import (
+    HEAD_REVISION,
     ROW_TYPES,
     ImportFailed,
     Tracker,
@@ -51,7 +52,12 @@ def demo_text(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_export_lists_every_row_type_in_replay_order(demo_text: str) -> None:
     """A header, then rows grouped by type in the order an import replays them."""
     rows = [json.loads(line) for line in demo_text.splitlines()]
-    assert rows[0] == {"type": "header", "format": "medic-export", "version": 1, "schema": "0001"}
+    assert rows[0] == {
+        "type": "header",
+        "format": "medic-export",
+        "version": 1,
+        "schema": HEAD_REVISION,
+    }
     types = [r["type"] for r in rows[1:]]
     order = [t for i, t in enumerate(types) if i == 0 or types[i - 1] != t]
     assert order == list(ROW_TYPES)
@@ -174,7 +180,7 @@ def test_rows_out_of_replay_order_are_refused(demo_text: str, tmp_path: Path) ->
     lines.append(issue)
     with Tracker(str(tmp_path / "t.db")) as target:
         error = _refused(target, "\n".join(lines))
-        assert "issue row after action_item rows" in error.errors[0]
+        assert f"issue row after {ROW_TYPES[-1]} rows" in error.errors[0]
 
 
 def test_a_second_open_incident_for_one_dedup_key_is_refused(tmp_path: Path) -> None:

@@ -423,6 +423,14 @@ def _replay(
     )
     clock.at = (ep.acknowledged_at or clock.at) - timedelta(seconds=30)
     tracker.set_escalation(incident_id, level=3, next_at=None, message=f"paged {ep.responder}")
+    tracker.record_notification(
+        incident_id,
+        level="critical" if (ep.triggers[0].severity or 3) <= 2 else "high",
+        channel="email",
+        target=f"{ep.responder}@example.org",
+        kind="escalated",
+        delivered=True,
+    )
     if ep.ending == "engineering":
         tracker.set_escalation(incident_id, level=4, next_at=None, message="needs a code fix")
     clock.at = ep.acknowledged_at or clock.at

@@ -56,6 +56,7 @@ _ORDER: tuple[tuple[str, Table, tuple[str, ...]], ...] = (
     ("recovery_attempt", t.recovery_attempts, ("id",)),
     ("postmortem", t.postmortems, ("incident_id",)),
     ("action_item", t.action_items, ("id",)),
+    ("notification", t.notifications, ("id",)),
 )
 ROW_TYPES = tuple(name for name, _, _ in _ORDER)
 _TABLES = {name: table for name, table, _ in _ORDER}
@@ -472,6 +473,19 @@ class _Importer:
             )
         self._plain("action_item", found, t.action_items, v)
 
+    def _notification(self, number: int, v: dict[str, Any]) -> None:
+        v["incident_id"] = self._map("incident", v["incident_id"], "incident_id")
+        found = None
+        if not self.keep_ids:
+            found = self._existing(
+                t.notifications,
+                incident_id=v["incident_id"],
+                channel=v["channel"],
+                target=v["target"],
+                sent_at=v["sent_at"],
+            )
+        self._plain("notification", found, t.notifications, v)
+
     def finish(self) -> None:
         """Point merged issues and incidents at their survivors, now that all exist."""
         for number, kind, new_id, old_target in self.deferred:
@@ -489,6 +503,7 @@ class _Importer:
                 "timeline",
                 "recovery_attempts",
                 "action_items",
+                "notifications",
             ):
                 self.conn.execute(
                     text(
