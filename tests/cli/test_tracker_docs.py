@@ -50,6 +50,15 @@ def test_the_doc_has_commands_for_every_tracker_face() -> None:
         assert name in commands, f"{name} is not shown in {DOC.name}"
 
 
+def test_the_doc_names_every_export_row_type() -> None:
+    """The export format section lists every row type, in replay order."""
+    from medic.tracker import ROW_TYPES
+
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    listed = ", ".join(f"`{name}`" for name in ROW_TYPES)
+    assert listed in text
+
+
 def test_every_command_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run each `medic …` line of the doc in an empty directory; files come from its blocks."""
     monkeypatch.chdir(tmp_path)
