@@ -138,8 +138,9 @@ def ingest_command(ctx: click.Context, path: str, as_json: bool) -> None:
     with stream, progress:
         task = progress.add_task("ingest", total=size)
         batch: list[tuple[int, Signal]] = []
+        unreported = 0
         for number, raw, consumed in read_lines(stream, limit=MAX_PAYLOAD_BYTES):
-            progress.advance(task, consumed)
+            unreported += consumed
             stats["lines"] += 1
             if raw is None:
                 bad(f"{name}:{number}: line longer than {MAX_PAYLOAD_BYTES} bytes")
@@ -152,7 +153,10 @@ def ingest_command(ctx: click.Context, path: str, as_json: bool) -> None:
                 bad(str(exc))
             if len(batch) >= BATCH:
                 _flush(tracker, batch, stats, bad, name)
+                progress.advance(task, unreported)
+                unreported = 0
         _flush(tracker, batch, stats, bad, name)
+        progress.advance(task, unreported)
     if stats["bad"] > MAX_BAD_SHOWN:
         click.echo(f"{name}: … and {stats['bad'] - MAX_BAD_SHOWN} more bad lines", err=True)
     if as_json:
