@@ -263,3 +263,15 @@ def test_round_trip_property(steps: list[tuple[object, ...]]) -> None:
         with Tracker(f"{tmp}/t.db") as target:
             import_record(target, io.StringIO(text))
             assert _export(target) == text
+
+
+def test_a_repeated_row_into_an_empty_store_names_its_line(demo_text: str, store_url: str) -> None:
+    """Batched inserts into an empty store still report the one line that clashes."""
+    lines = demo_text.splitlines()
+    event_at = next(i for i, line in enumerate(lines) if '"type":"event"' in line)
+    twin = dict(json.loads(lines[event_at]), id=999_999)
+    lines.insert(event_at + 1, json.dumps(twin))
+    with Tracker(store_url) as target:
+        error = _refused(target, "\n".join(lines))
+        assert error.total == 1
+        assert error.errors[0].startswith(f"line {event_at + 2}: conflicts with the store")
