@@ -271,6 +271,7 @@ def test_an_escalation_step_is_claimed_exactly_once(tracker: Tracker) -> None:
     """Two agents seeing the same due timer: one claim wins, the other changes nothing."""
     iid = _open(tracker)
     due = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert [i.id for i in tracker.due_escalations(now=due)] == [iid]  # never armed: due
     tracker.set_escalation(iid, level=1, next_at=due)
     assert [i.id for i in tracker.due_escalations(now=due)] == [iid]
     assert tracker.due_escalations(now=due - timedelta(seconds=1)) == []

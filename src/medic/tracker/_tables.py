@@ -113,6 +113,7 @@ incidents = Table(
     Column("closed_at", Double),
     Column("escalation_level", Integer, nullable=False, server_default="1"),
     Column("next_escalation_at", Double),
+    Column("escalation_loop", Integer, nullable=False, server_default="0"),
     Column("resolution_kind", String(40)),
     Column("resolution_reason", String(40)),
     Column("commander", String(200)),

@@ -372,7 +372,7 @@ class Tracker:
     def due_escalations(
         self, *, now: datetime | None = None, limit: int = 100
     ) -> list[IncidentView]:
-        """Open incidents whose next escalation time has come, oldest first."""
+        """Open incidents whose escalation timer is due or was never armed, oldest first."""
         at = epoch(now) if now else self._now()
         c = t.incidents.c
         with self._read() as conn:
@@ -380,8 +380,11 @@ class Tracker:
                 r[0]
                 for r in conn.execute(
                     select(c.id)
-                    .where(c.is_open.is_(True), c.next_escalation_at <= at)
-                    .order_by(c.next_escalation_at, c.id)
+                    .where(
+                        c.is_open.is_(True),
+                        (c.next_escalation_at <= at) | c.next_escalation_at.is_(None),
+                    )
+                    .order_by(c.next_escalation_at.is_(None).desc(), c.next_escalation_at, c.id)
                     .limit(max(1, min(limit, q.MAX_PAGE)))
                 )
             ]
@@ -395,13 +398,16 @@ class Tracker:
         expected_next_at: datetime | None,
         level: int,
         next_at: datetime | None,
+        expected_loop: int = 0,
+        loop: int = 0,
         actor: str = "medic",
         message: str | None = None,
     ) -> bool:
-        """Move an escalation step forward only if nobody else did: compare-and-set.
+        """Move an escalation timer only if nobody else did: compare-and-set.
 
         Several agents (or a restarted medic) may see the same due timer; exactly
         one claim succeeds, so each step fires once. Returns whether this call won.
+        A change of level or loop lands on the timeline as `escalated`.
         """
         if level not in (1, 2, 3, 4):
             raise InvalidInput(f"escalation level must be 1–4, got {level!r}")
@@ -413,6 +419,7 @@ class Tracker:
                 c.id == incident_id,
                 c.is_open.is_(True),
                 c.escalation_level == expected_level,
+                c.escalation_loop == expected_loop,
                 c.next_escalation_at.is_(None)
                 if expected is None
                 else c.next_escalation_at == expected,
@@ -421,12 +428,14 @@ class Tracker:
                 update(t.incidents)
                 .where(*condition)
                 .values(
-                    escalation_level=level, next_escalation_at=epoch(next_at) if next_at else None
+                    escalation_level=level,
+                    escalation_loop=loop,
+                    next_escalation_at=epoch(next_at) if next_at else None,
                 )
             ).rowcount
             if not won:
                 return False
-            if level != expected_level:
+            if (level, loop) != (expected_level, expected_loop):
                 conn.execute(
                     insert(t.timeline),
                     _timeline_row(
@@ -436,7 +445,7 @@ class Tracker:
                         self._now(),
                         actor=_actor(actor),
                         actor_kind="automation",
-                        details={"from": expected_level, "to": level},
+                        details={"from": expected_level, "to": level, "loop": loop},
                     ),
                 )
             return True
