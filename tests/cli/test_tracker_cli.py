@@ -208,6 +208,8 @@ def test_issue_template_new_edit_resolve_ignore(medic: Medic) -> None:
     resolved = medic.json("issues", "resolve", issue_id, "--resolution", "moved to Redis")
     assert resolved["status"] == "resolved"
     assert medic.json("issues", "ignore", issue_id)["status"] == "ignored"
+    assert medic.json("issues", "reopen", issue_id)["status"] == "unresolved"
+    _fails_with(medic("issues", "reopen", issue_id, ok=False), "cannot go from 'unresolved'")
     _fails_with(medic("issues", "edit", issue_id, ok=False), "nothing to change")
     _fails_with(medic("issues", "edit", "77", "--title", "x", ok=False), "no issue 77")
     _fails_with(

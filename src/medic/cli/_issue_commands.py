@@ -319,6 +319,16 @@ def ignore_issue(ctx: click.Context, issue_id: int, actor: str, as_json: bool) -
     _done(open_tracker(ctx).ignore_issue(issue_id, actor=actor), as_json, "ignored")
 
 
+@issues_group.command("reopen")
+@click.argument("issue_id", type=int)
+@actor_option
+@json_option
+@click.pass_context
+def reopen_issue(ctx: click.Context, issue_id: int, actor: str, as_json: bool) -> None:
+    """Mark a resolved or ignored issue unresolved again."""
+    _done(open_tracker(ctx).unresolve_issue(issue_id, actor=actor), as_json, "reopened")
+
+
 @issues_group.command("merge")
 @click.argument("sources", nargs=-1, type=int, required=True)
 @click.option("--into", "target", type=int, required=True, help="The issue that survives.")
