@@ -8,6 +8,7 @@ Reports, export/import, `db upgrade` and `demo` live in `_store_commands`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import IO, Any
 
 import click
@@ -182,7 +183,7 @@ def _flush(
     tracker: Tracker,
     batch: list[tuple[int, Signal]],
     stats: dict[str, int],
-    bad: Any,
+    bad: Callable[[str], None],
     name: str,
 ) -> None:
     if not batch:
