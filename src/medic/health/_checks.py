@@ -125,9 +125,8 @@ class TcpCheck:
         try:
             _, writer = await asyncio.open_connection(self.host, self.port)
         except OSError as exc:
-            return Outcome(
-                False, f"tcp {self.host}:{self.port}: {exc.strerror or exc}", "connection"
-            )
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            return Outcome(False, f"tcp {self.host}:{self.port}: {reason}", "connection")
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()

@@ -126,6 +126,7 @@ class HealthMonitor:
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
         self.runs = 0
+        self.wakeups = 0
 
     async def __aenter__(self) -> HealthMonitor:
         self.open()
@@ -213,6 +214,7 @@ class HealthMonitor:
 
     async def _schedule(self) -> None:
         while True:
+            self.wakeups += 1
             now = self._clock.monotonic()
             for probe in self._probes:
                 if probe.enabled and probe.due <= now:
