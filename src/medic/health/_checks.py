@@ -56,7 +56,8 @@ class Target:
 class Check(Protocol):
     """A health check; `type` names it in config, events and the docs."""
 
-    type: str
+    @property
+    def type(self) -> str: ...
 
     async def __call__(self, target: Target) -> Outcome: ...
 
