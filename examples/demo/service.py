@@ -29,7 +29,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         if self.path == "/health":
             if SLOW["on"]:
                 time.sleep(5)
@@ -51,7 +51,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, "try /health /crash /hang /leak /slow\n")
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         sys.stdout.write(f"{self.address_string()} {format % args}\n")
         sys.stdout.flush()
 
