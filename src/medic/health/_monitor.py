@@ -183,6 +183,35 @@ class HealthMonitor:
                 probe.enabled = False
         self._wake.set()
 
+    def replace(self, probes: Sequence[ProbeSpec], *, running: set[str]) -> list[str]:
+        """Reload: keep unchanged probes as they are; new or changed ones start from UNKNOWN.
+
+        Returns the services whose probes changed. New probes of `running` services
+        are enabled at once.
+        """
+        old = {(p.spec.service, p.spec.name): p for p in self._probes}
+        kept: list[_Probe] = []
+        changed: set[str] = set()
+        now = self._clock.monotonic()
+        for spec in probes:
+            current = old.pop((spec.service, spec.name), None)
+            if current is not None and current.spec == spec:
+                kept.append(current)
+                continue
+            changed.add(spec.service)
+            if current is not None:
+                self._reset(current)
+            fresh = _Probe(spec)
+            if spec.service in running:
+                fresh.enabled, fresh.due = True, now + spec.initial_delay
+            kept.append(fresh)
+        for gone in old.values():
+            changed.add(gone.spec.service)
+            self._reset(gone)
+        self._probes = kept
+        self._wake.set()
+        return sorted(changed)
+
     def _reset(self, probe: _Probe) -> None:
         probe.generation += 1
         if probe.task is not None:

@@ -41,7 +41,9 @@ class ResourceCheck:
     disk_free_min: int | None = None
     disk_path: Path = Path("/")
     type: str = "resource"
-    _samples: deque[tuple[int, float, float]] = field(default_factory=lambda: deque(maxlen=512))
+    _samples: deque[tuple[int, float, float]] = field(
+        default_factory=lambda: deque(maxlen=512), compare=False, repr=False
+    )
 
     async def __call__(self, target: Target) -> Outcome:
         problems: list[str] = []

@@ -208,6 +208,37 @@ class Supervisor:
         if self._own_runtime and self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
 
+    async def apply(self, specs: Sequence[ServiceSpec]) -> tuple[list[str], list[str], list[str]]:
+        """Reload: stop removed and changed services, start changed and added ones.
+
+        Unchanged services keep running untouched. Returns (added, changed, removed).
+        """
+        new = {spec.name: spec for spec in specs}
+        if len(new) != len(specs):
+            raise InvalidInput("service names must be unique")
+        order = dependency_order(specs)
+        for member in self._group_of:
+            if member not in new:
+                raise InvalidInput(f"service {member} is in a failover group and cannot be removed")
+        removed = [name for name in self.order if name not in new]
+        changed = [name for name in self.order if name in new and new[name] != self._specs[name]]
+        added = [name for name in order if name not in self._specs]
+        for name in reversed([n for n in self.order if n in removed or n in changed]):
+            await self._runners.pop(name).close()
+        self._specs, self.order = new, order
+        runtime_dir = self._runtime_dir or Path(tempfile.gettempdir())
+        for name in order:
+            if name in changed or name in added:
+                runner = ServiceRunner(
+                    new[name], bus=self._bus, clock=self._clock, rng=self._rng,
+                    runtime_dir=runtime_dir, guard=self.guard, on_event=self._on_event,
+                )  # fmt: skip
+                self._runners[name] = runner
+                runner.run()
+                if not self._standby(name):
+                    self._spawn(self._start_after_deps(name, operator=True))
+        return added, changed, removed
+
     # -- reactions ---------------------------------------------------------------
 
     def _on_event(self, event: ProcessEvent) -> None:
