@@ -6,6 +6,7 @@ nowhere else in medic.
 """
 
 from medic.tracker._engine import HEAD_REVISION, normalize_url
+from medic.tracker._kpis import IncidentTimes, KpiReport, Stat, compute_kpis
 from medic.tracker._model import (
     DEFAULT_SEVERITY_POLICIES,
     INCIDENT_ALLOWED,
@@ -44,10 +45,12 @@ __all__ = [
     "ActionItem",
     "EventView",
     "IncidentStatus",
+    "IncidentTimes",
     "IncidentView",
     "IssueStatus",
     "IssueSubstatus",
     "IssueView",
+    "KpiReport",
     "Page",
     "PostmortemView",
     "RecordResult",
@@ -56,8 +59,10 @@ __all__ = [
     "ResolutionReason",
     "SelfHealing",
     "SeverityPolicy",
+    "Stat",
     "TimelineEntry",
     "TimelineKind",
     "Tracker",
+    "compute_kpis",
     "normalize_url",
 ]

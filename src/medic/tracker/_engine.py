@@ -22,7 +22,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from medic.errors import InvalidInput, StoreUnavailable
 
@@ -107,7 +113,7 @@ class Database:
                     from medic.tracker._migrate import upgrade
 
                     upgrade(self.engine)
-        except OperationalError as exc:
+        except DBAPIError as exc:
             raise StoreUnavailable(f"cannot open the store {self.display_url}: {exc.orig}") from exc
 
     def _revision(self) -> str | None:

@@ -434,6 +434,10 @@ class Recorder:
     ) -> _Incident:
         s = p.signal
         previous = incidents.get(p.key)
+        if previous is not None:
+            # Closed earlier in this batch: release its dedup key now (the unique index on
+            # open keys would refuse the new incident); its full row is written at flush.
+            conn.execute(_U_CLOSE, {"b_id": previous.id})
         related = [previous.id] if previous is not None else self._last_closed(conn, p.key)
         title = clean_text(f"{p.service}: {s.title or p.message}", 300)
         incident_id = conn.execute(
@@ -447,7 +451,7 @@ class Recorder:
                 "dedup_key": p.key,
                 "impact_started_at": p.occurred,
                 "detected_at": p.detected,
-                "triggered_at": now,
+                "triggered_at": p.detected,  # the alert fires when the failure is detected
                 "signal_count": 1,
                 "last_signal_at": p.detected,
                 "related": dumps(related),
@@ -591,6 +595,7 @@ _U_ISSUE = (
         last_release=bindparam("b_last_release"),
     )
 )
+_U_CLOSE = update(t.incidents).where(_c.id == bindparam("b_id")).values(is_open=False)
 _U_INCIDENT = (
     update(t.incidents)
     .where(_c.id == bindparam("b_id"))

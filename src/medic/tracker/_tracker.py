@@ -22,6 +22,7 @@ from medic.taxonomy import GroupingRule, Severity
 from medic.tracker import _queries as q
 from medic.tracker import _tables as t
 from medic.tracker._engine import Database, translate
+from medic.tracker._kpis import KpiReport, compute_kpis, load_incident_times
 from medic.tracker._model import (
     DEFAULT_SEVERITY_POLICIES,
     OPEN_INCIDENT_STATES,
@@ -824,6 +825,30 @@ class Tracker:
         with self._read() as conn:
             _incident_status(conn, incident_id)
             return q.get_postmortem(conn, incident_id)
+
+    def kpis(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        service: str | None = None,
+    ) -> KpiReport:
+        """KPIs over incidents triggered in [since, until) (default: the last 30 days)."""
+        now = self._now()
+        until_ts = epoch(until) if until else now
+        since_ts = epoch(since) if since else until_ts - 30 * 86400
+        if since_ts >= until_ts:
+            raise InvalidInput("kpis: the window is empty (since must be before until)")
+        with self._read() as conn:
+            rows = load_incident_times(conn, since=since_ts, until=until_ts, service=service)
+        return compute_kpis(
+            rows,
+            since=since_ts,
+            until=until_ts,
+            service=service,
+            policies=self.severity_policies,
+            now=now,
+        )
 
     def counts(self) -> dict[str, int]:
         """How many rows each table holds: a cheap health view of the store."""
