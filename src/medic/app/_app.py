@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from medic.app._control import ControlServer, Send
+from medic.app._control import ControlClient, ControlServer, Send
 from medic.app._paths import RuntimePaths
 from medic.app._recorder import Recorder
 from medic.bus import Bus, Subscription
@@ -151,13 +151,8 @@ class MedicApp:
         except (OSError, ValueError):
             data = {}
         pid = int(data.get("pid") or 0) if isinstance(data, dict) else 0
-        if pid and pid != os.getpid() and psutil.pid_exists(pid):
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(pid)
-                if proc.status() != psutil.STATUS_ZOMBIE and any(
-                    "medic" in a for a in proc.cmdline()
-                ):
-                    raise UserError(f"medic is already running for this store (pid {pid})")
+        if self._answers():
+            raise UserError(f"medic is already running for this store (pid {pid})")
         started = None
         with contextlib.suppress(TypeError, ValueError):
             started = datetime.fromisoformat(data.get("started_at"))
@@ -169,6 +164,14 @@ class MedicApp:
             service="medic", at=self._clock.now(), previous_pid=pid,
             previous_started_at=started, leftover_pids=tuple(leftovers),
         )  # fmt: skip
+
+    def _answers(self) -> bool:
+        """Whether a medic answers on this store's control socket."""
+        try:
+            ControlClient(self.paths.socket, timeout=2).call({"cmd": "status"})
+        except MedicError:
+            return False
+        return True
 
     def _pid_of(self, service: str) -> int | None:
         if self.supervisor is None:
