@@ -182,7 +182,7 @@ MEDIC_SCRIPT = """
 
 
 def test_no_child_outlives_a_sigkilled_medic(tmp_path: Path) -> None:
-    """SIGKILL medic: PDEATHSIG kills the child, the guard kills the grandchild, within seconds."""
+    """SIGKILL medic: the guard sees its pipe close and kills child and grandchild within seconds."""
     out = tmp_path / "pids"
     medic = subprocess.Popen([sys.executable, "-c", textwrap.dedent(MEDIC_SCRIPT), str(out)])
     try:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import httpx
 import psutil
 
 from medic.clock import Clock
+from medic.health._http import HttpError, http_request
 
 __all__ = [
     "Check",
@@ -45,11 +45,10 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a check may look at: the service's name, its current pid, the shared HTTP client."""
+    """What a check may look at: the service's name, its current pid, the clock."""
 
     service: str
     pid: Callable[[], int | None]
-    http: httpx.AsyncClient
     clock: Clock
 
 
@@ -95,23 +94,23 @@ class HttpCheck:
     type: str = "http"
 
     async def __call__(self, target: Target) -> Outcome:
+        read = 65536 if self.body_contains is not None else 0
         try:
-            response = await target.http.request(self.method, self.url)
-        except httpx.TimeoutException as exc:
-            return Outcome(False, f"{self.method} {self.url}: timed out ({exc})", "timeout")
-        except httpx.HTTPError as exc:
+            status, body = await http_request(self.url, self.method, read_body=read)
+        except (OSError, HttpError, asyncio.IncompleteReadError, ValueError) as exc:
+            reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
             return Outcome(
-                False, f"{self.method} {self.url}: {exc or type(exc).__name__}", "connection"
+                False, f"{self.method} {self.url}: {reason or type(exc).__name__}", "connection"
             )
-        if response.status_code not in self.expect_status:
-            return Outcome(
-                False, f"{self.method} {self.url} returned {response.status_code}", "connection"
-            )
-        if self.body_contains is not None and self.body_contains not in response.text[:65536]:
+        if status not in self.expect_status:
+            return Outcome(False, f"{self.method} {self.url} returned {status}", "connection")
+        if self.body_contains is not None and self.body_contains not in body.decode(
+            "utf-8", "replace"
+        ):
             return Outcome(
                 False, f"{self.url}: body lacks {self.body_contains!r}", "data-integrity"
             )
-        return Outcome(True, f"{self.method} {self.url} → {response.status_code}")
+        return Outcome(True, f"{self.method} {self.url} → {status}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from medic.bus import Bus
 from medic.clock import Clock, system_clock
 from medic.errors import IllegalTransition, NotFound
@@ -124,7 +122,6 @@ class HealthMonitor:
         self._bus, self._clock, self._pid_of = bus, clock, pid_of
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._http: httpx.AsyncClient | None = None
         self.runs = 0
         self.wakeups = 0
 
@@ -136,13 +133,6 @@ class HealthMonitor:
         await self.close()
 
     def open(self) -> None:
-        # One client for every HTTP probe: no connection reuse (a probe must see a
-        # fresh connect) but one limits object and no per-probe setup.
-        self._http = httpx.AsyncClient(
-            limits=httpx.Limits(max_keepalive_connections=0),
-            follow_redirects=False,
-            timeout=httpx.Timeout(None),
-        )
         self._task = asyncio.create_task(self._schedule(), name="medic:health")
 
     async def close(self) -> None:
@@ -155,9 +145,6 @@ class HealthMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._task = None
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
 
     def services(self) -> set[str]:
         return {p.spec.service for p in self._probes}
@@ -266,12 +253,9 @@ class HealthMonitor:
     async def _run(self, probe: _Probe, generation: int) -> None:
         spec = probe.spec
         started_at, started = self._clock.now(), self._clock.monotonic()
-        if self._http is None:
-            return
         target = Target(
-            service=spec.service, pid=lambda: self._pid_of(spec.service),
-            http=self._http, clock=self._clock,
-        )  # fmt: skip
+            service=spec.service, pid=lambda: self._pid_of(spec.service), clock=self._clock
+        )
         try:
             async with asyncio.timeout(spec.timeout):
                 outcome = await spec.check(target)

@@ -5,27 +5,25 @@ kernel wakes medic the instant the child dies, with no tick anywhere on the cras
 path (supervisord reaps on a 1-second poll; research/supervisors.md §3.1). The
 exit time is taken in that wake-up, so it is the true failure time.
 
-No child may outlive a SIGKILLed medic for long. Two mechanisms, because each
-covers what the other misses:
+No child may outlive a SIGKILLed medic for long. The guard
+(`medic.supervisor._guard`) does it: one small process per medic that holds the
+read end of a pipe and knows every process group medic created. When medic dies
+the pipe reaches EOF and the guard SIGKILLs those groups, grandchildren included.
 
-- `PR_SET_PDEATHSIG(SIGKILL)`, set in the child before exec: the kernel kills the
-  direct child the moment medic's spawning thread dies. It costs nothing at run
-  time, but grandchildren do not inherit it.
-- the guard (`medic.supervisor._guard`): one small process per medic that holds
-  the read end of a pipe and knows every process group medic created. When medic
-  dies the pipe reaches EOF and the guard SIGKILLs those groups, grandchildren
-  included. A wrapper per child would do the same but add an interpreter start
-  to every restart; one guard for all children adds a `write()` per spawn.
+`PR_SET_PDEATHSIG` was measured and rejected for the hot path: it can only be set
+between fork and exec, which forces Python's `preexec_fn`, which forces a full
+fork() of medic's ~60 MB heap instead of vfork(): 16 ms per spawn instead of
+0.25 ms here, four times the whole restart budget (≤ 5 ms). A wrapper per child
+would cost an extra exec on every restart; one guard for all children costs a
+`write()` per spawn.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
-import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,12 +31,6 @@ from pathlib import Path
 from medic.clock import Clock
 
 __all__ = ["Child", "ExitStatus", "kill_group", "spawn"]
-
-_PR_SET_PDEATHSIG = 1
-try:
-    _libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - non-Linux
-    _libc = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +41,6 @@ class ExitStatus:
     signal: int | None
     at: datetime
     monotonic: float
-
-
-def _child_setup(parent_pid: int) -> Callable[[], None]:
-    def setup() -> None:  # runs in the child between fork and exec
-        if _libc is not None:
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # medic died before prctl took effect
-            os._exit(1)
-
-    return setup
 
 
 class Child:
@@ -170,7 +152,6 @@ def spawn(
         stdout=output_fd,
         stderr=output_fd,
         close_fds=True,
-        process_group=0,
-        preexec_fn=_child_setup(os.getpid()),  # PDEATHSIG can only be set in the child
+        process_group=0,  # no preexec_fn: it would turn vfork into a slow fork
     )
     return Child(popen, clock=clock)
