@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,19 @@ from medic.events import (
 )
 
 
+def _with_config(command: Callable[..., None]) -> Callable[..., None]:
+    """Accept `-c FILE` after the subcommand too (`medic up -c medic.toml`), as the issue's users type it."""
+
+    def set_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.ensure_object(Obj).config = value
+
+    return click.option(
+        "-c", "--config", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
+        callback=set_config, is_eager=True, help="medic.toml to use (same as the global -c).",
+    )(command)  # fmt: skip
+
+
 def _config(obj: Obj) -> Path:
     if obj.config is None:
         raise UserError("no medic.toml in the current directory; pass -c FILE")
@@ -46,6 +60,7 @@ def _client(obj: Obj) -> ControlClient:
 
 @cli.command()
 @click.pass_obj
+@_with_config
 def check(obj: Obj) -> None:
     """Validate medic.toml without running anything."""
     path = _config(obj)
@@ -85,6 +100,7 @@ def _describe(event: object) -> str | None:
 )
 @click.option("--quiet", is_flag=True, help="Do not print lifecycle events.")
 @click.pass_obj
+@_with_config
 def up(obj: Obj, detach: bool, quiet: bool) -> None:
     """Start every service and keep them alive until Ctrl-C, SIGTERM or `medic down`."""
     path = _config(obj)
@@ -156,6 +172,7 @@ def _age(seconds: float | None) -> str:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
 @click.pass_obj
+@_with_config
 def status(obj: Obj, as_json: bool) -> None:
     """Each service: state, pid, uptime, restarts, health and the last probe result."""
     answer = _client(obj).call({"cmd": "status"})
@@ -190,6 +207,7 @@ def _act(obj: Obj, command: str, service: str) -> None:
 @cli.command()
 @click.argument("service")
 @click.pass_obj
+@_with_config
 def start(obj: Obj, service: str) -> None:
     """Start SERVICE now (skips any backoff or crash-loop cooldown)."""
     _act(obj, "start", service)
@@ -198,6 +216,7 @@ def start(obj: Obj, service: str) -> None:
 @cli.command()
 @click.argument("service")
 @click.pass_obj
+@_with_config
 def stop(obj: Obj, service: str) -> None:
     """Stop SERVICE gracefully; it stays stopped until `medic start`."""
     _act(obj, "stop", service)
@@ -206,6 +225,7 @@ def stop(obj: Obj, service: str) -> None:
 @cli.command()
 @click.argument("service")
 @click.pass_obj
+@_with_config
 def restart(obj: Obj, service: str) -> None:
     """Stop SERVICE gracefully and start it again."""
     _act(obj, "restart", service)
@@ -216,6 +236,7 @@ def restart(obj: Obj, service: str) -> None:
 @click.option("-n", "lines", default=50, show_default=True, help="How many recent lines.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @click.pass_obj
+@_with_config
 def logs(obj: Obj, service: str, lines: int, follow: bool) -> None:
     """Print SERVICE's recent output (and follow it with -f)."""
     request = {"cmd": "logs", "service": service, "n": lines, "follow": follow}
@@ -231,6 +252,7 @@ def logs(obj: Obj, service: str, lines: int, follow: bool) -> None:
 
 @cli.command()
 @click.pass_obj
+@_with_config
 def reload(obj: Obj) -> None:
     """Apply medic.toml changes, restarting only the services that changed."""
     answer = _client(obj).call({"cmd": "reload"})
@@ -240,6 +262,7 @@ def reload(obj: Obj) -> None:
 
 @cli.command()
 @click.pass_obj
+@_with_config
 def down(obj: Obj) -> None:
     """Stop every service (reverse dependency order) and end `medic up`."""
     paths = RuntimePaths.for_store(obj.store_url(), config=obj.config)
