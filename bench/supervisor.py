@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -415,6 +416,11 @@ def idle50(
     return out
 
 
+def _pm2_version(listing: str | None) -> str | None:
+    found = re.search(r"pm2@([\w.]+)", listing or "")
+    return found.group(1) if found else None
+
+
 def machine() -> dict[str, Any]:
     def ver(cmd: list[str]) -> str | None:
         try:
@@ -440,7 +446,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "medic": version("medic"),
         "supervisor": version("supervisor"),
-        "pm2": ver(["npm", "ls", "-g", "pm2", "--depth=0"]),
+        "pm2": _pm2_version(ver(["npm", "ls", "-g", "pm2", "--depth=0"])),
         "load_avg": os.getloadavg(),
     }
 

@@ -248,3 +248,37 @@ failures = 1
     incident, timeline = _incident(store, "leaky")
     assert incident.status == "resolved"
     assert "rss" in incident.title or any("rss" in e.message for e in timeline)
+
+
+def test_a_failover_mitigates_the_primarys_incident(tmp_path: Path) -> None:
+    """A fatal primary fails over; its incident records the failover and is mitigated when the secondary is ready."""
+    config = f"""
+[services.primary]
+command = [{toml_str(PY)}, "-c", "raise SystemExit(1)"]
+start_time = "100ms"
+backoff = {{ initial = "50ms", jitter = 0 }}
+crash_loop = {{ max_restarts = 1, within = "30s", cooldown = "30s" }}
+
+[services.secondary]
+command = [{toml_str(PY)}, "-c", {toml_str(SLEEPER)}]
+start_time = "100ms"
+
+[groups.pair]
+services = ["primary", "secondary"]
+"""
+
+    async def main() -> tuple[ServiceReady, Path]:
+        async with running(tmp_path, config) as run:
+            sub = run.app.bus.subscribe(ServiceReady)
+            ready = await wait_event(sub, lambda e: e.service == "secondary")
+            await until(
+                lambda: bool(run.tracker().incidents(service="primary", status="mitigated").items)
+            )
+            return ready, run.store
+
+    ready, store = asyncio.run(main())
+    incident, timeline = _incident(store, "primary")
+    assert incident.status == "mitigated"
+    assert abs(incident.mitigated_at - ready.at) < timedelta(milliseconds=1)  # type: ignore[operator]
+    assert any("failover from primary to secondary" in e.message for e in timeline)
+    assert "escalated" in _kinds(timeline)

@@ -281,3 +281,25 @@ def test_bad_dependencies_are_refused(
 
     with pytest.raises(InvalidInput, match=message):
         Supervisor([spec(name, SLEEPER, depends_on=deps) for name, deps in depends], bus=Bus())
+
+
+def test_a_start_during_a_stop_finishes_the_stop_then_starts() -> None:
+    """stop() returns once stopped even if start() came meanwhile; the service then runs again."""
+
+    async def main() -> tuple[int, int | None]:
+        service = spec("svc", SLEEPER, stop=StopSpec(timeout=2))
+        async with Supervisor([service], bus=Bus()) as sup:
+            sup.start_all()
+            await sup.wait_running(timeout=5)
+            runner = sup.runner("svc")
+            old = runner.child.pid if runner.child else 0
+            stopping = asyncio.create_task(runner.stop())
+            await asyncio.sleep(0)
+            runner.start()
+            await asyncio.wait_for(stopping, 5)
+            await runner.wait_for(ProcessState.RUNNING, timeout=5)
+            return old, runner.child.pid if runner.child else None
+
+    old, new = asyncio.run(main())
+    assert new is not None
+    assert new != old

@@ -77,6 +77,7 @@ class Recorder:
         self._severities = dict(severities)
         self._probed = set(probed)
         self._open: dict[str, _Open] = {}
+        self._covering: dict[str, str] = {}  # failover target → the service it replaces
         self._sub: Subscription = bus.subscribe(ProcessEvent, HealthEvent, maxsize=maxsize)
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="medic-recorder")
         self._task: asyncio.Task[None] | None = None
@@ -206,11 +207,14 @@ class Recorder:
                 elif opened is not None:
                     opened.healthy = True  # passed before the start counted: resolve at ready
             case ServiceFailover():
+                failed = event.from_service if not event.failback else event.to_service
                 self._note(
-                    event.from_service, TimelineKind.RECOVERY_STARTED,
-                    f"group {event.service}: failover from {event.from_service} to "
-                    f"{event.to_service} ({event.reason})", event.at,
+                    failed, TimelineKind.RECOVERY_STARTED,
+                    f"group {event.service}: {'failback' if event.failback else 'failover'} from "
+                    f"{event.from_service} to {event.to_service} ({event.reason})", event.at,
                 )  # fmt: skip
+                if not event.failback:
+                    self._covering[event.to_service] = event.from_service
             case SupervisorUncleanStop():
                 since = event.previous_started_at.isoformat() if event.previous_started_at else "?"
                 message = (
@@ -224,6 +228,16 @@ class Recorder:
                 self._open.pop("medic", None)
 
     def _ready(self, event: ServiceReady) -> None:
+        replaced = self._covering.pop(event.service, None)
+        if replaced is not None and (covered := self._open.get(replaced)) is not None:
+            covered.attempts += 1
+            self.tracker.record_recovery(
+                covered.incident_id, action="failover", attempt=covered.attempts,
+                started_at=covered.failed_at, ended_at=event.at, outcome="success",
+                evidence={"to": event.service, "pid": event.pid},
+            )  # fmt: skip
+            self._move(replaced, Action.MITIGATE, event.at, f"{event.service} took over")
+            covered.mitigated = True
         opened = self._open.get(event.service)
         if opened is None:
             return

@@ -98,7 +98,9 @@ class ServiceRunner:
         self._ready_via: str | None = None
         self._wake = asyncio.Event()
         self._ready_signal = asyncio.Event()
-        self._changed = asyncio.Event()
+        # (states, future) pairs: a waiter is released by the transition itself, so a state
+        # that lasts no longer than one loop iteration (STOPPED then STARTING) is not missed.
+        self._waiters: list[tuple[frozenset[ProcessState], asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._killer: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
@@ -123,7 +125,9 @@ class ServiceRunner:
 
     def start(self, *, operator: bool = True) -> None:
         """Want the service running; skips a pending backoff or cooldown."""
-        self._wanted, self._stop_requested = True, False
+        self._wanted = True
+        if self.state is not S.STOPPING:  # a stop in progress finishes first, then it starts
+            self._stop_requested = False
         self._operator_start = operator
         self._poke()
 
@@ -162,10 +166,18 @@ class ServiceRunner:
             self._ready_signal.set()
 
     async def wait_for(self, *states: ProcessState, timeout: float | None = None) -> None:
-        """Wait until the service is in one of `states` (TimeoutError after `timeout`)."""
-        async with asyncio.timeout(timeout):
-            while self.state not in states:
-                await self._changed.wait()
+        """Wait until the service enters one of `states` (TimeoutError after `timeout`)."""
+        if self.state in states:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (frozenset(states), waiter)
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
 
     async def close(self) -> None:
         """Stop the child and end the task; used when the supervisor shuts down."""
@@ -206,8 +218,9 @@ class ServiceRunner:
     def _set(self, state: ProcessState) -> None:
         check_transition(self.spec.name, self.state, state)
         self.state = state
-        self._changed.set()
-        self._changed = asyncio.Event()
+        for states, waiter in self._waiters:
+            if state in states and not waiter.done():
+                waiter.set_result(None)
 
     def _publish(self, event: ProcessEvent) -> None:
         self._bus.publish(event)
@@ -323,6 +336,12 @@ class ServiceRunner:
             self._guard.forget(child.pgid)
         self.child = None
         if expected:
+            if self._stop_requested:
+                self._stop_requested = False
+                self._set(S.STOPPED)
+                self._publish(
+                    ServiceStopped(service=spec.name, at=self._clock.now(), by=self._stopped_by)
+                )
             return
         ready_for = (
             status.monotonic - self.ready_monotonic if was_ready and self.ready_monotonic else 0.0
