@@ -265,3 +265,54 @@ def test_incident_lifecycle_follows_the_transition_table(
                 with pytest.raises(IllegalTransition):
                     getattr(tracker, step)(iid, actor="p")
             assert tracker.incident(iid).status == state
+
+
+def test_an_escalation_step_is_claimed_exactly_once(tracker: Tracker) -> None:
+    """Two agents seeing the same due timer: one claim wins, the other changes nothing."""
+    iid = _open(tracker)
+    due = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert [i.id for i in tracker.due_escalations(now=due)] == [iid]  # never armed: due
+    tracker.set_escalation(iid, level=1, next_at=due)
+    assert [i.id for i in tracker.due_escalations(now=due)] == [iid]
+    assert tracker.due_escalations(now=due - timedelta(seconds=1)) == []
+    nxt = due + timedelta(minutes=30)
+    first = tracker.claim_escalation(
+        iid, expected_level=1, expected_next_at=due, level=2, next_at=nxt
+    )
+    second = tracker.claim_escalation(
+        iid, expected_level=1, expected_next_at=due, level=2, next_at=nxt
+    )
+    assert (first, second) == (True, False)
+    assert tracker.incident(iid).escalation_level == 2
+    assert [e.kind for e in tracker.timeline(iid)].count("escalated") == 1
+    tracker.resolve(iid, actor="ana")
+    assert tracker.due_escalations(now=nxt) == []
+
+
+def test_notifications_are_recorded_sent_or_failed(tracker: Tracker) -> None:
+    """Every notice is kept with its channel and outcome and shows on the timeline."""
+    iid = _open(tracker)
+    tracker.record_notification(
+        iid,
+        level="critical",
+        channel="email",
+        target="ops@example.org",
+        kind="triggered",
+        delivered=True,
+    )
+    tracker.record_notification(
+        iid,
+        level="critical",
+        channel="webhook",
+        target="http://127.0.0.1:9/hook",
+        kind="triggered",
+        delivered=False,
+        attempts=3,
+        error="connection refused",
+    )
+    sent = tracker.notifications(iid)
+    assert [(n["channel"], n["delivered"], n["attempts"]) for n in sent] == [
+        ("email", True, 1),
+        ("webhook", False, 3),
+    ]
+    assert [e.kind for e in tracker.timeline(iid)].count("notified") == 2

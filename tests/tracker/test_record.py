@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from medic.errors import InvalidInput
 from medic.events import Action, ExceptionInfo, Frame, Signal
 from medic.taxonomy import Kind, Severity
-from medic.tracker import Tracker
+from medic.tracker import IssueCategory, Tracker
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -270,3 +271,22 @@ def test_batches_return_contiguous_event_ids(tracker: Tracker) -> None:
         assert res.event_id is not None
         assert events[res.event_id].external_id == sig.external_id
         assert events[res.event_id].service == sig.service
+
+
+def test_new_issues_take_their_category_owner_and_response_time(tmp_path: Path) -> None:
+    """Seed 000's categories: the first matching category sets owner and response target."""
+    categories = [
+        IssueCategory("security", "aegis", timedelta(minutes=5), kinds=("auth", "permission")),
+        IssueCategory("performance", "infra", timedelta(hours=1), kinds=("timeout", "resource")),
+        IssueCategory("other", "oncall", timedelta(hours=24)),
+    ]
+    with Tracker(str(tmp_path / "m.db"), categories=categories) as tracker:
+        slow = tracker.issue(tracker.record(Signal("api", "slow", kind=Kind.TIMEOUT)).issue_id)  # type: ignore[arg-type]
+        odd = tracker.issue(tracker.record(Signal("api", "odd")).issue_id)  # type: ignore[arg-type]
+    assert (slow.category, slow.owner, slow.assigned_to, slow.response_target_s) == (
+        "performance",
+        "infra",
+        "infra",
+        3600,
+    )
+    assert (odd.category, odd.owner) == ("other", "oncall")

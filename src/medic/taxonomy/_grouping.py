@@ -80,11 +80,13 @@ def normalize_message(message: str) -> str:
     >>> normalize_message("timeout after 3.5s talking to 10.0.0.7:5432 (req 9f1c2e3a4b5d)")
     'timeout after <num>s talking to <ip>:<port> (req <hex>)'
     """
-    text = message[:_MAX_MESSAGE]
+    # Whitespace is collapsed first, so a newline inside quotes cannot make the result
+    # differ from normalising it again.
+    text = " ".join(message[:_MAX_MESSAGE].split())
     if _MASKABLE.search(text) is None:
-        return " ".join(text.split())
+        return text
     if _WIDE.search(text) is not None:
-        return " ".join(_MASKS.sub(_mask, text).split())
+        return _MASKS.sub(_mask, text)
     # No shape can span whitespace here, so only the words holding a digit, slash or
     # colon need the (costly) full pattern: the same result, several times faster.
     words = text.split()

@@ -4,5 +4,6 @@ Product code never imports this package; import-linter enforces it.
 """
 
 from medic.testing._clock import FakeClock
+from medic.testing._store import temporary_tracker
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "temporary_tracker"]

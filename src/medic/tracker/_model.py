@@ -25,6 +25,7 @@ __all__ = [
     "ISSUE_ALLOWED",
     "OPEN_INCIDENT_STATES",
     "IncidentStatus",
+    "IssueCategory",
     "IssueStatus",
     "IssueSubstatus",
     "ResolutionKind",
@@ -165,3 +166,27 @@ DEFAULT_SEVERITY_POLICIES: dict[Severity, SeverityPolicy] = {
         Severity.SEV4, "cosmetic or informational", timedelta(hours=24), None
     ),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class IssueCategory:
+    """A class of issues with an owner and a response time (seed 000's categories).
+
+    A new issue takes the first category whose non-empty match lists all contain
+    the issue's kind, service and source; a category with no match lists is a
+    catch-all.
+    """
+
+    name: str
+    owner: str
+    response_target: timedelta
+    kinds: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def matches(self, *, kind: str, service: str, source: str) -> bool:
+        return (
+            (not self.kinds or kind in self.kinds)
+            and (not self.services or service in self.services)
+            and (not self.sources or source in self.sources)
+        )

@@ -90,6 +90,7 @@ def _incident(row: Row[Any], issue_ids: list[int] | None = None) -> IncidentView
         exclude_from_metrics=bool(m["exclude_from_metrics"]),
         signal_count=m["signal_count"],
         last_signal_at=dt(m["last_signal_at"]),
+        escalation_loop=m["escalation_loop"],
         issue_ids=issue_ids or [],
     )
 

@@ -21,18 +21,20 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import ClauseElement, Connection, Executable, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.compiler import SQLCompiler
 
-from medic.errors import InvalidInput
+from medic.errors import InvalidInput, MedicInternalError
 from medic.events import Action, ExceptionInfo, Signal
 from medic.taxonomy import GROUPING_VERSION, Grouping, GroupingRule, Severity, group
 from medic.tracker import _tables as t
 from medic.tracker._model import (
     IncidentStatus,
+    IssueCategory,
     IssueStatus,
     IssueSubstatus,
     ResolutionKind,
@@ -132,8 +134,11 @@ class _Prepared:
 class Recorder:
     """Turns signals into rows. Holds no connection: each call gets a write transaction."""
 
-    def __init__(self, *, rules: Sequence[GroupingRule] = ()) -> None:
+    def __init__(
+        self, *, rules: Sequence[GroupingRule] = (), categories: Sequence[IssueCategory] = ()
+    ) -> None:
         self.rules = tuple(rules)
+        self.categories = tuple(categories)
         # Incident↔issue links already stored. Links are never removed while both ends
         # receive signals and ids are never reused, so a remembered link stays true.
         self._links: set[tuple[int, int]] = set()
@@ -207,7 +212,7 @@ class Recorder:
         self._flush_issues(conn, issues.values())
         links = self._flush_incidents(conn, registry)
         if timeline:
-            conn.execute(_I_TIMELINE, timeline)
+            _run_many(conn, _I_TIMELINE, timeline)
         return [r for r in results if r is not None], links
 
     # -- idempotency -----------------------------------------------------------------
@@ -228,7 +233,7 @@ class Recorder:
         if not hashes:
             return {}
         if len(hashes) == 1:
-            rows = conn.execute(_Q_ISSUE, {"version": GROUPING_VERSION, "hash": next(iter(hashes))})
+            rows = _run(conn, _Q_ISSUE, {"version": GROUPING_VERSION, "hash": next(iter(hashes))})
         else:
             rows = conn.execute(_Q_ISSUES, {"version": GROUPING_VERSION, "hashes": list(hashes)})
         return {r[0]: _Issue(*r[1:]) for r in rows}
@@ -285,6 +290,14 @@ class Recorder:
             title = s.title or p.message
             culprit = f"probe {s.probe}" if s.probe else ""
         inputs = dumps(grouping.inputs)
+        category = next(
+            (
+                c
+                for c in self.categories
+                if c.matches(kind=s.kind.value, service=p.service, source=p.source)
+            ),
+            None,
+        )
         issue_id = conn.execute(
             _I_ISSUE,
             {
@@ -303,6 +316,10 @@ class Recorder:
                 "last_release": s.release,
                 "grouping_variant": grouping.variant,
                 "grouping_inputs": inputs,
+                "category": category.name if category else None,
+                "owner": category.owner if category else None,
+                "assigned_to": category.owner if category else None,
+                "response_target_s": category.response_target.total_seconds() if category else None,
             },
         ).scalar_one()
         conn.execute(
@@ -335,7 +352,7 @@ class Recorder:
             if x.touched
         ]
         if rows:
-            conn.execute(_U_ISSUE, rows)
+            _run_many(conn, _U_ISSUE, rows)
 
     # -- incidents ---------------------------------------------------------------------
 
@@ -344,7 +361,7 @@ class Recorder:
     ) -> dict[str, _Incident]:
         keys = {p.key for p in batch}
         if len(keys) == 1:
-            rows = conn.execute(_Q_OPEN_ONE, {"key": next(iter(keys))})
+            rows = _run(conn, _Q_OPEN_ONE, {"key": next(iter(keys))})
         else:
             rows = conn.execute(_Q_OPEN, {"keys": list(keys)})
         return {r[1]: _Incident(*r) for r in rows}
@@ -437,7 +454,7 @@ class Recorder:
         if previous is not None:
             # Closed earlier in this batch: release its dedup key now (the unique index on
             # open keys would refuse the new incident); its full row is written at flush.
-            conn.execute(_U_CLOSE, {"b_id": previous.id})
+            _run(conn, _U_CLOSE, {"b_id": previous.id})
         related = [previous.id] if previous is not None else self._last_closed(conn, p.key)
         title = clean_text(f"{p.service}: {s.title or p.message}", 300)
         incident_id = conn.execute(
@@ -473,7 +490,7 @@ class Recorder:
         )
 
     def _last_closed(self, conn: Connection, key: str) -> list[int]:
-        row = conn.execute(_Q_LAST, {"key": key}).first()
+        row = _run(conn, _Q_LAST, {"key": key}).fetchone()
         return [int(row[0])] if row else []
 
     def _flush_incidents(
@@ -504,14 +521,14 @@ class Recorder:
                 }
             )
         if rows:
-            conn.execute(_U_INCIDENT, rows)
+            _run_many(conn, _U_INCIDENT, rows)
         if links:
-            conn.execute(_I_LINK_SQLITE if conn.dialect.name == "sqlite" else _I_LINK_PG, links)
+            _run_many(conn, _I_LINK_SQLITE if conn.dialect.name == "sqlite" else _I_LINK_PG, links)
         return [(x["incident_id"], x["issue_id"]) for x in links]
 
     def remember(self, links: list[tuple[int, int]]) -> None:
         """Note links whose transaction committed (bounded: forgotten wholesale when large)."""
-        if len(self._links) > 100_000:
+        if len(self._links) > 10_000:
             self._links.clear()
         self._links.update(links)
 
@@ -528,6 +545,8 @@ class Recorder:
             conn.exec_driver_sql(_EVENT_INSERT, rows)
             last = int(conn.exec_driver_sql("SELECT max(id) FROM events").scalar_one())
             return list(range(last - len(rows) + 1, last + 1))
+        if conn.dialect.name == "postgresql":
+            return _copy_events_pg(conn, rows)
         result = conn.execute(
             _I_EVENTS_RETURNING, [dict(zip(_EVENT_COLUMNS, r, strict=True)) for r in rows]
         )
@@ -614,7 +633,68 @@ _U_INCIDENT = (
     )
 )
 
+
+# On SQLite the hot statements run on the driver's cursor, compiled once: SQLAlchemy's
+# per-execution work costs several times what SQLite spends on these one-row queries,
+# and one committed record() runs six of them. Other dialects use SQLAlchemy as usual.
+_COMPILED: dict[int, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+
+def _sqlite_sql(conn: Connection, stmt: Executable) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    found = _COMPILED.get(id(stmt))
+    if found is None:
+        compiled = cast(SQLCompiler, cast(ClauseElement, stmt).compile(dialect=conn.dialect))
+        found = (str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
+        _COMPILED[id(stmt)] = found
+    return found
+
+
+def _run(conn: Connection, stmt: Executable, params: dict[str, Any]) -> Any:
+    """Execute one prebuilt statement; returns something with fetchone() and iteration."""
+    if conn.dialect.name != "sqlite":
+        return conn.execute(stmt, params)
+    sql, order, defaults = _sqlite_sql(conn, stmt)
+    return conn.exec_driver_sql(
+        sql, tuple(params[k] if k in params else defaults[k] for k in order)
+    )
+
+
+def _run_many(conn: Connection, stmt: Executable, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name != "sqlite":
+        conn.execute(stmt, rows)
+        return
+    sql, order, defaults = _sqlite_sql(conn, stmt)
+    conn.exec_driver_sql(
+        sql, [tuple(row[k] if k in row else defaults[k] for k in order) for row in rows]
+    )
+
+
+def _copy_events_pg(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Take ids from the sequence in one query, then COPY the rows: PostgreSQL's fast path.
+
+    A multi-row INSERT … RETURNING of 1,000 rows spends most of its time having the
+    driver parse a fresh query text; COPY streams the rows instead.
+    """
+    ids = [
+        int(r[0])
+        for r in conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, %(n)s)",
+            {"n": len(rows)},
+        )
+    ]
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise MedicInternalError("the PostgreSQL connection has no driver connection")
+    with raw.cursor() as cursor, cursor.copy(_EVENT_COPY) as copy:
+        for event_id, row in zip(ids, rows, strict=True):
+            copy.write_row((event_id, *row))
+    return ids
+
+
 _EVENT_COLUMNS = tuple(c.name for c in t.events.columns if c.name != "id")
+_EVENT_COPY = (
+    f"COPY events (id, {', '.join(c.name for c in t.events.columns if c.name != 'id')}) FROM STDIN"
+)
 _EVENT_INSERT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"

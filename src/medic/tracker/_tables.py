@@ -31,6 +31,7 @@ __all__ = [
     "issue_hashes",
     "issues",
     "metadata",
+    "notifications",
     "postmortems",
     "recovery_attempts",
     "timeline",
@@ -112,6 +113,7 @@ incidents = Table(
     Column("closed_at", Double),
     Column("escalation_level", Integer, nullable=False, server_default="1"),
     Column("next_escalation_at", Double),
+    Column("escalation_loop", Integer, nullable=False, server_default="0"),
     Column("resolution_kind", String(40)),
     Column("resolution_reason", String(40)),
     Column("commander", String(200)),
@@ -170,7 +172,6 @@ events = Table(
     UniqueConstraint("source", "external_id"),
     Index(None, "issue_id", "id"),
     Index(None, "incident_id", "id"),
-    Index(None, "occurred_at"),
 )
 
 timeline = Table(
@@ -232,4 +233,19 @@ action_items = Table(
     Column("tracking_url", Text),
     Column("status", String(20), nullable=False, server_default="open"),
     Column("created_at", Double, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("level", String(20), nullable=False),
+    Column("channel", String(40), nullable=False),
+    Column("target", String(500), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("sent_at", Double, nullable=False),
+    Column("delivered", Boolean, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("error", Text),
 )

@@ -27,6 +27,7 @@ from medic.tracker._model import (
     DEFAULT_SEVERITY_POLICIES,
     OPEN_INCIDENT_STATES,
     IncidentStatus,
+    IssueCategory,
     IssueStatus,
     IssueSubstatus,
     ResolutionKind,
@@ -97,12 +98,13 @@ class Tracker:
         clock: Clock = system_clock,
         grouping_rules: Sequence[GroupingRule] = (),
         severity_policies: Mapping[Severity, SeverityPolicy] | None = None,
+        categories: Sequence[IssueCategory] = (),
         migrate: bool = True,
     ) -> None:
         self.db = Database(url)
         self.clock = clock
         self.severity_policies = dict(severity_policies or DEFAULT_SEVERITY_POLICIES)
-        self._recorder = Recorder(rules=grouping_rules)
+        self._recorder = Recorder(rules=grouping_rules, categories=categories)
         if migrate:
             self.db.migrate()
 
@@ -366,6 +368,151 @@ class Tracker:
                     ),
                 )
             return q.get_incident(conn, incident_id)
+
+    def due_escalations(
+        self, *, now: datetime | None = None, limit: int = 100
+    ) -> list[IncidentView]:
+        """Open incidents whose escalation timer is due or was never armed, oldest first."""
+        at = epoch(now) if now else self._now()
+        c = t.incidents.c
+        with self._read() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    select(c.id)
+                    .where(
+                        c.is_open.is_(True),
+                        (c.next_escalation_at <= at) | c.next_escalation_at.is_(None),
+                    )
+                    .order_by(c.next_escalation_at.is_(None).desc(), c.next_escalation_at, c.id)
+                    .limit(max(1, min(limit, q.MAX_PAGE)))
+                )
+            ]
+            return [q.get_incident(conn, i) for i in ids]
+
+    def claim_escalation(
+        self,
+        incident_id: int,
+        *,
+        expected_level: int,
+        expected_next_at: datetime | None,
+        level: int,
+        next_at: datetime | None,
+        expected_loop: int = 0,
+        loop: int = 0,
+        actor: str = "medic",
+        message: str | None = None,
+    ) -> bool:
+        """Move an escalation timer only if nobody else did: compare-and-set.
+
+        Several agents (or a restarted medic) may see the same due timer; exactly
+        one claim succeeds, so each step fires once. Returns whether this call won.
+        A change of level or loop lands on the timeline as `escalated`.
+        """
+        if level not in (1, 2, 3, 4):
+            raise InvalidInput(f"escalation level must be 1–4, got {level!r}")
+        c = t.incidents.c
+        expected = epoch(expected_next_at) if expected_next_at else None
+        with self._write() as conn:
+            _incident_status(conn, incident_id)
+            condition = [
+                c.id == incident_id,
+                c.is_open.is_(True),
+                c.escalation_level == expected_level,
+                c.escalation_loop == expected_loop,
+                c.next_escalation_at.is_(None)
+                if expected is None
+                else c.next_escalation_at == expected,
+            ]
+            won = conn.execute(
+                update(t.incidents)
+                .where(*condition)
+                .values(
+                    escalation_level=level,
+                    escalation_loop=loop,
+                    next_escalation_at=epoch(next_at) if next_at else None,
+                )
+            ).rowcount
+            if not won:
+                return False
+            if (level, loop) != (expected_level, expected_loop):
+                conn.execute(
+                    insert(t.timeline),
+                    _timeline_row(
+                        incident_id,
+                        TimelineKind.ESCALATED,
+                        message or f"escalated L{expected_level} → L{level}",
+                        self._now(),
+                        actor=_actor(actor),
+                        actor_kind="automation",
+                        details={"from": expected_level, "to": level, "loop": loop},
+                    ),
+                )
+            return True
+
+    def record_notification(
+        self,
+        incident_id: int,
+        *,
+        level: str,
+        channel: str,
+        target: str,
+        kind: str,
+        delivered: bool,
+        attempts: int = 1,
+        error: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """One notice sent (or not) about an incident; it also lands on the timeline."""
+        when = epoch(at) if at else self._now()
+        with self._write() as conn:
+            _incident_status(conn, incident_id)
+            conn.execute(
+                insert(t.notifications),
+                {
+                    "incident_id": incident_id,
+                    "level": clean_text(level, 20),
+                    "channel": clean_text(channel, 40),
+                    "target": clean_text(target, 500),
+                    "kind": clean_text(kind, 40),
+                    "sent_at": when,
+                    "delivered": delivered,
+                    "attempts": attempts,
+                    "error": clean_text(error, 2000) if error else None,
+                },
+            )
+            outcome = "sent" if delivered else f"failed after {attempts} attempt(s)"
+            conn.execute(
+                insert(t.timeline),
+                _timeline_row(
+                    incident_id,
+                    TimelineKind.NOTIFIED,
+                    f"{kind} notice via {channel} to {target}: {outcome}",
+                    when,
+                    actor="medic",
+                    actor_kind="automation",
+                    details={"channel": channel, "level": level, "delivered": delivered},
+                ),
+            )
+
+    def notifications(self, incident_id: int) -> list[dict[str, Any]]:
+        """Every notice recorded for an incident, oldest first."""
+        n = t.notifications.c
+        with self._read() as conn:
+            _incident_status(conn, incident_id)
+            rows = conn.execute(
+                select(t.notifications)
+                .where(n.incident_id == incident_id)
+                .order_by(n.sent_at, n.id)
+            )
+            return [
+                {
+                    **r._mapping,
+                    "sent_at": q.dt(r._mapping["sent_at"]),
+                    "delivered": bool(r._mapping["delivered"]),
+                }
+                for r in rows
+            ]
 
     def set_roles(
         self,

@@ -96,6 +96,7 @@ class IncidentView:
     exclude_from_metrics: bool
     signal_count: int
     last_signal_at: datetime | None
+    escalation_loop: int = 0
     issue_ids: list[int] = field(default_factory=list)
 
 

@@ -176,7 +176,6 @@ def upgrade() -> None:
             batch_op.f("ix_events_incident_id_id"), ["incident_id", "id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_events_issue_id_id"), ["issue_id", "id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_events_occurred_at"), ["occurred_at"], unique=False)
 
     op.create_table(
         "incident_issues",
@@ -298,7 +297,6 @@ def downgrade() -> None:
 
     op.drop_table("incident_issues")
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_events_occurred_at"))
         batch_op.drop_index(batch_op.f("ix_events_issue_id_id"))
         batch_op.drop_index(batch_op.f("ix_events_incident_id_id"))
 
