@@ -202,11 +202,14 @@ class MedicApp:
                 monitor.disable(event.service)
             case ServiceHealthy():
                 runner = sup.runner(event.service)
+                starting = runner.state is ProcessState.STARTING
+                # ready by probe means every probe of the service passes, not just the quickest
                 if (
-                    runner.state is ProcessState.STARTING
+                    starting
                     and runner.spec.readiness is Readiness.PROBE
+                    and all(p.state == "healthy" for p in monitor.status(event.service))
                 ):
-                    sup.mark_ready(event.service, f"probe:{event.probe}")
+                    sup.mark_ready(event.service, f"probes ({event.probe} last)")
             case ServiceUnhealthy():
                 if sup.runner(event.service).state is not ProcessState.RUNNING:
                     return  # a starting service is judged by its start timeout

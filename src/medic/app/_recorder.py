@@ -154,7 +154,7 @@ class Recorder:
             case ServiceExited(expected=False):
                 why = f" ({event.reason})" if event.reason else ""
                 self._trigger(
-                    event.service, f"{event.service} {event.description}{why}",
+                    event.service, f"{event.description}{why}",
                     occurred=event.at, detected=event.at,
                     kind=Kind.TIMEOUT if event.reason else Kind.UNKNOWN, reason="exit",
                     tags={"pid": str(event.pid), "uptime": f"{event.uptime:.3f}"},
@@ -162,7 +162,7 @@ class Recorder:
             case ServiceUnhealthy():
                 self._trigger(
                     event.service,
-                    f"{event.service}: {event.probe} probe failed {event.failures}× ({event.evidence})",
+                    f"{event.probe} probe failed {event.failures}× ({event.evidence})",
                     occurred=event.first_failure_at, detected=event.at, kind=_kind(event.kind),
                     probe=event.probe, reason=f"{event.probe_type}:{event.kind}",
                     tags={"action": event.action},
@@ -183,7 +183,7 @@ class Recorder:
             case ServiceFatal():
                 self._trigger(
                     event.service,
-                    f"{event.service} crash loop: fatal after {event.restarts} restarts within "
+                    f"crash loop: fatal after {event.restarts} restarts within "
                     f"{event.within:g}s; retrying after {event.cooldown:g}s",
                     occurred=event.at, detected=event.at,
                     severity=Severity(max(1, self._severity(event.service) - 1)), reason="crash-loop",
