@@ -59,6 +59,7 @@ class LogCapture:
         self._tail: deque[bytes] = deque(maxlen=tail_lines)
         self._partial = b""
         self._followers: set[LogFollower] = set()
+        self._pipes: set[int] = set()
         self.path = directory / f"{name}.log" if directory is not None else None
         self._file_size = 0
         self._fd: int | None = None
@@ -118,6 +119,7 @@ class LogCapture:
         """Read `fd` (a pipe's read end) from the running loop until EOF, then close it."""
         os.set_blocking(fd, False)
         loop = asyncio.get_running_loop()
+        self._pipes.add(fd)
 
         def readable() -> None:
             try:
@@ -129,10 +131,17 @@ class LogCapture:
             if data:
                 self.feed(data)
                 return
-            loop.remove_reader(fd)
-            os.close(fd)
+            self._detach(fd)
 
         loop.add_reader(fd, readable)
+
+    def _detach(self, fd: int) -> None:
+        if fd in self._pipes:
+            self._pipes.discard(fd)
+            with contextlib.suppress(RuntimeError, ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def tail(self, n: int) -> list[str]:
         """The last `n` complete lines (fewer if fewer were kept)."""
@@ -145,6 +154,9 @@ class LogCapture:
         return follower
 
     def close(self) -> None:
+        """Stop reading (a grandchild may still hold a pipe open) and close the file."""
+        for fd in list(self._pipes):
+            self._detach(fd)
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
