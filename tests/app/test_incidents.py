@@ -282,3 +282,46 @@ services = ["primary", "secondary"]
     assert abs(incident.mitigated_at - ready.at) < timedelta(milliseconds=1)  # type: ignore[operator]
     assert any("failover from primary to secondary" in e.message for e in timeline)
     assert "escalated" in _kinds(timeline)
+
+
+def test_a_dependency_crash_is_one_incident_and_its_dependent_restarts_without_one(
+    tmp_path: Path,
+) -> None:
+    """db is killed: db gets a resolved incident; api is restarted (rest_for_one) as an action, not an outage."""
+    config = f"""
+[services.db]
+command = [{toml_str(PY)}, "-c", {toml_str(SLEEPER)}]
+start_time = "100ms"
+
+[services.api]
+command = [{toml_str(PY)}, "-c", {toml_str(SLEEPER)}]
+start_time = "100ms"
+depends_on = ["db"]
+on_dependency_restart = "restart"
+"""
+
+    async def main() -> tuple[Path, int, int]:
+        async with running(tmp_path, config) as run:
+            sup = run.app.supervisor
+            assert sup is not None
+            await sup.wait_running(timeout=10)
+            api_pid = sup.runner("api").child.pid  # type: ignore[union-attr]
+            os.kill(sup.runner("db").child.pid, signal.SIGKILL)  # type: ignore[union-attr]
+            await until(
+                lambda: (
+                    sup.runner("api").child is not None and sup.runner("api").child.pid != api_pid
+                )
+            )  # type: ignore[union-attr]
+            await sup.wait_running(timeout=10)
+            await until(
+                lambda: bool(run.tracker().incidents(service="db", status="resolved").items)
+            )
+            return run.store, api_pid, sup.runner("api").child.pid  # type: ignore[union-attr]
+
+    store, old, new = asyncio.run(main())
+    assert new != old
+    from medic.tracker import Tracker
+
+    with Tracker(str(store)) as tracker:
+        assert len(tracker.incidents(service="db").items) == 1
+        assert tracker.incidents(service="api").items == []
