@@ -454,3 +454,11 @@ def test_incident_severity_and_merge(medic: Medic) -> None:
     assert (merged["status"], merged["merged_into"]) == ("merged", 1)
     assert medic.json("incidents", "show", "1")["incident"]["issue_ids"] == [1, 2]
     _fails_with(medic("incidents", "merge", "1", "--into", "1", ok=False), "into itself")
+
+
+def test_report_without_an_id_describes_the_latest_incident(medic: Medic) -> None:
+    """`medic report` alone reports the newest incident; on an empty store it says so."""
+    _fails_with(medic("report", ok=False), "no incident yet")
+    medic("signal", "--service", "web", "--message", "first outage", "--dedup-key", "a")
+    medic("signal", "--service", "db", "--message", "second outage", "--dedup-key", "b")
+    assert "second outage" in medic("report").stdout

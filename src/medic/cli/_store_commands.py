@@ -33,16 +33,22 @@ __all__: list[str] = []
 
 
 @cli.command("report")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=int, required=False)
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-")
 @click.pass_context
-def report_command(ctx: click.Context, incident_id: int, fmt: str, output: str) -> None:
-    """The post-incident report, pre-filled from the record.
+def report_command(ctx: click.Context, incident_id: int | None, fmt: str, output: str) -> None:
+    """The post-incident report, pre-filled from the record (default: the latest incident).
 
     The Google SRE book's postmortem template, as Markdown or self-contained HTML.
     """
-    report = build_report(open_tracker(ctx), incident_id)
+    tracker = open_tracker(ctx)
+    if incident_id is None:
+        latest = tracker.incidents(limit=1).items
+        if not latest:
+            raise InvalidInput("report: the store holds no incident yet")
+        incident_id = latest[0].id
+    report = build_report(tracker, incident_id)
     text = render_report(report, format="html" if fmt == "html" else "md")
     if output == "-":
         click.echo(text, nl=False)
