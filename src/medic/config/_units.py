@@ -12,28 +12,20 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
+from medic import clock
+
 __all__ = ["Duration", "Size", "expand_env", "parse_duration", "parse_size"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from "250ms", "5s", "15m", "2h", "1d" or a bare number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like '250ms', '5s' or '15m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
-    else:
+    """Seconds from "250ms", "5s", "15m", "2h", "1d" or a bare number (the kernel's parser)."""
+    if not isinstance(value, str | int | float):
         raise ValueError(f"expected a duration like '250ms', '5s' or '15m', got {value!r}")
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    return seconds
+    return clock.parse_duration(value).total_seconds()
 
 
 def parse_size(value: object) -> int:
