@@ -145,7 +145,9 @@ class Dispatcher:
         delivery = self._skipped(notifier, note, DeliveryStatus.FAILED, "not attempted")
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                delivery = replace(await notifier.send(note), attempts=attempt)
+                delivery = replace(
+                    await notifier.send(note), attempts=attempt, at=self._clock.now()
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a plugin channel that raises is a failed delivery

@@ -12,6 +12,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -46,9 +47,26 @@ async def _post(
         "User-Agent": f"medic/{__version__}",
         **headers,
     }
+    request = httpx.Request(
+        "POST",
+        url,
+        content=body,
+        headers=all_headers,
+        extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+    )
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            response = await client.post(url, content=body, headers=all_headers)
+        # The transport, not a Client: httpx.Client logs every request URL at INFO,
+        # and a Slack webhook URL is itself the credential.
+        async with httpx.AsyncHTTPTransport(retries=0) as transport:
+            response = await transport.handle_async_request(request)
+            try:
+                head = bytearray()
+                async for chunk in response.aiter_raw():
+                    head += chunk
+                    if len(head) >= 4096:
+                        break
+            finally:
+                await response.aclose()
     except httpx.TimeoutException:
         raise DeliveryFailed(
             f"timed out after {timeout:g}s posting to {shown}", retryable=True
@@ -58,7 +76,7 @@ async def _post(
     if 200 <= response.status_code < 300:
         return
     code = response.status_code
-    snippet = one_line(response.text, 200)
+    snippet = one_line(bytes(head[:400]).decode("utf-8", "replace"), 200)
     raise DeliveryFailed(
         f"HTTP {code} from {shown}" + (f": {snippet}" if snippet else ""),
         retryable=code in _RETRYABLE or code >= 500,
@@ -187,7 +205,10 @@ class SlackNotifier:
                 url, body, headers={}, timeout=self.timeout, shown=display_url(url, path=False)
             )
 
-        return await attempt(self, notification, call, clock=self._clock, secrets=(self.url,))
+        url = self.url.peek() or ""
+        parts = urlsplit(url)
+        secrets = (self.url, parts.path, parts.query, parts.path.rsplit("/", 1)[-1])
+        return await attempt(self, notification, call, clock=self._clock, secrets=secrets)
 
     def __repr__(self) -> str:
         return f"SlackNotifier(name={self.name!r}, url={self.url!r})"
