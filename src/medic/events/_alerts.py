@@ -7,10 +7,12 @@ record a `Delivery` in the tracker without either importing `medic.alerts`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from medic.errors import InvalidInput
 from medic.taxonomy import Severity
 
 __all__ = ["AlertLevel", "Delivery", "DeliveryStatus", "Notification", "NotificationKind"]
@@ -82,6 +84,26 @@ class Notification:
     war_room: str = ""
     repeat: int = 0
 
+    def __post_init__(self) -> None:
+        # Accept the plain words ("SEV1", "critical", "resolved") an engine or a
+        # config holds, and refuse anything else here rather than in a channel.
+        try:
+            coerced = {
+                "severity": Severity.parse(self.severity),
+                "level": AlertLevel.parse(str(self.level)),
+                "kind": NotificationKind(str(self.kind).strip().lower()),
+            }
+        except ValueError as exc:
+            raise InvalidInput(f"notification for incident {self.incident_id!r}: {exc}") from None
+        for name, value in coerced.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "timeline", _lines(self.timeline, "timeline"))
+        object.__setattr__(self, "symptoms", _lines(self.symptoms, "symptoms"))
+        if isinstance(self.incident_id, bool) or not isinstance(self.incident_id, int):
+            raise InvalidInput(f"incident_id must be an int, got {self.incident_id!r}")
+        if not 0 <= self.repeat <= 1_000_000:
+            raise InvalidInput(f"repeat must be 0..1000000, got {self.repeat!r}")
+
     @property
     def dedup_key(self) -> str:
         return self.key or f"medic-incident-{self.incident_id}"
@@ -106,6 +128,12 @@ class Notification:
             "war_room": self.war_room,
             "repeat": self.repeat,
         }
+
+
+def _lines(value: object, what: str) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidInput(f"{what} is a sequence of lines, not {type(value).__name__}")
+    return tuple(str(x) for x in value)
 
 
 class DeliveryStatus(enum.StrEnum):
