@@ -299,3 +299,26 @@ def test_command_channel_in_a_dispatch(tmp_path: object) -> None:
     [delivery] = asyncio.run(dispatcher.dispatch(make_note()))
     assert delivery.status is DeliveryStatus.SENT
     assert delivery.channel == "command"
+
+
+def test_cancelled_dispatch_does_not_count_as_sent() -> None:
+    """A dispatch cancelled mid-delivery leaves the notice free to be sent again."""
+
+    class Slow(Channel):
+        async def send(self, notification: Notification) -> Delivery:
+            self.sent.append(notification)
+            await asyncio.sleep(30)
+            return await super().send(notification)
+
+    slow = Slow("hook", "webhook")
+    dispatcher = Dispatcher(notifiers=[slow], clock=FakeClock())
+
+    async def run() -> None:
+        task = asyncio.create_task(dispatcher.dispatch(make_note()))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert dispatcher._seen[(42, "critical", "triggered", 0)] == set()

@@ -201,3 +201,36 @@ def test_bad_email_config_is_refused(kwargs: dict[str, object]) -> None:
     }
     with pytest.raises(ConfigError):
         EmailNotifier(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def test_implicit_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """security="tls" speaks TLS from the first byte (port 465 style) and verifies the certificate."""
+    import ssl
+
+    import trustme
+    from aiosmtpd.controller import Controller
+
+    from .conftest import Mailbox, free_port
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, ssl_context=server_ctx)
+    controller.start()
+    try:
+        email = EmailNotifier(
+            host="127.0.0.1",
+            port=port,
+            security="tls",
+            ssl_context=client_ctx,
+            sender="medic@example.com",
+            recipients=["oncall@example.com"],
+        )
+        delivery = asyncio.run(email.send(make_note()))
+    finally:
+        controller.stop()
+    assert delivery.status is DeliveryStatus.SENT, delivery.error
+    assert len(mailbox.messages) == 1

@@ -108,14 +108,18 @@ class Dispatcher:
                 notification.repeat,
             )
             claimed = self._claim(key, names)
-            results = await asyncio.gather(
-                *(
-                    self._deliver(self.notifiers[name], notification)
-                    if name in claimed
-                    else self._duplicate(self.notifiers[name], notification)
-                    for name in names
+            try:
+                results = await asyncio.gather(
+                    *(
+                        self._deliver(self.notifiers[name], notification)
+                        if name in claimed
+                        else self._duplicate(self.notifiers[name], notification)
+                        for name in names
+                    )
                 )
-            )
+            except BaseException:
+                self._release(key, claimed)  # cancelled mid-flight: nothing counts as sent
+                raise
             deliveries = list(results)
             failed = {d.channel for d in deliveries if d.channel in claimed and not d.delivered}
             self._release(key, failed)
