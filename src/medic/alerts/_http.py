@@ -263,7 +263,6 @@ class PagerDutyNotifier:
             "summary": summary(note)[:1024],
             "source": one_line(note.service, 255) or "medic",
             "severity": _PD_SEVERITY[str(note.level)],
-            "timestamp": note.started_at.isoformat() if note.started_at else None,
             "component": one_line(note.service, 255),
             "class": str(note.kind),
             "custom_details": {
@@ -273,6 +272,8 @@ class PagerDutyNotifier:
                 "timeline": [one_line(x) for x in note.timeline[-20:]],
             },
         }
+        if note.started_at is not None:
+            event["payload"]["timestamp"] = note.started_at.isoformat()
         event["client"] = "medic"
         link = safe_link(note.link)
         if link:

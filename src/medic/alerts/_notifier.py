@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from medic.alerts._secrets import Secret, redact
 from medic.alerts._templates import one_line
-from medic.clock import Clock
+from medic.clock import Clock, system_clock
 from medic.errors import ConfigError
 from medic.events import Delivery, DeliveryStatus, Notification
 from medic.taxonomy import Severity
@@ -102,7 +102,9 @@ class LogNotifier:
 
     kind = "log"
 
-    def __init__(self, *, name: str = "log", logger: str = "medic.alerts", clock: Clock) -> None:
+    def __init__(
+        self, *, name: str = "log", logger: str = "medic.alerts", clock: Clock = system_clock
+    ) -> None:
         self.name = name
         self.target = f"logger:{logger}"
         self._logger = logging.getLogger(logger)
