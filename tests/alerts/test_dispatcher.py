@@ -322,3 +322,9 @@ def test_cancelled_dispatch_does_not_count_as_sent() -> None:
 
     asyncio.run(run())
     assert dispatcher._seen[(42, "critical", "triggered", 0)] == set()
+
+
+def test_objects_that_are_not_notifiers_are_refused() -> None:
+    """A channel without name, kind, target and send is a ConfigError at construction."""
+    with pytest.raises(ConfigError, match="not notifiers"):
+        Dispatcher(notifiers=[object()])  # type: ignore[list-item]

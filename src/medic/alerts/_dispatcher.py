@@ -29,6 +29,8 @@ from medic.events import Delivery, DeliveryStatus, Notification
 __all__ = ["Dispatcher"]
 
 _Key = tuple[int, str, str, int]
+# Kinds a route may name even when no channel of that kind is configured (the defaults do).
+BUILTIN_KINDS = ("email", "webhook", "slack", "pagerduty", "command", "log")
 _NO_CHANNEL = "no configured channel matches this level; recorded for the dashboard only"
 
 
@@ -49,6 +51,9 @@ class Dispatcher:
         dedupe_capacity: int = 10_000,
     ) -> None:
         channels = list(notifiers)
+        strangers = [repr(n) for n in channels if not isinstance(n, Notifier)]
+        if strangers:
+            raise ConfigError(f"not notifiers (need name, kind, target and send): {strangers}")
         if not any(n.name == "log" for n in channels):
             channels.append(LogNotifier(clock=clock))
         names = [n.name for n in channels]
@@ -56,17 +61,7 @@ class Dispatcher:
         if dupes or DASHBOARD in names or ALL in names:
             raise ConfigError(f"channel names must be unique and not '*' or 'dashboard': {dupes}")
         self.routing = routing or Routing()
-        self.routing.check(
-            names=names,
-            kinds=[
-                *(n.kind for n in channels),
-                "email",
-                "webhook",
-                "slack",
-                "pagerduty",
-                "command",
-            ],
-        )
+        self.routing.check(names=names, kinds=[*(n.kind for n in channels), *BUILTIN_KINDS])
         if not 1 <= dedupe_capacity <= 1_000_000:
             raise ConfigError("dedupe_capacity must be 1..1000000")
         self.notifiers: Mapping[str, Notifier] = {n.name: n for n in channels}
