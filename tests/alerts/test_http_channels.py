@@ -138,3 +138,43 @@ def test_secrets_must_be_env_names() -> None:
         Secret("https://hooks.slack.com/services/T/B/X")
     with pytest.raises(ConfigError):
         PagerDutyNotifier(routing_key="R0UT1NGKEY")  # type: ignore[arg-type]
+
+
+def test_silent_receiver_times_out_as_retryable() -> None:
+    """A receiver that accepts and never answers costs the timeout, then a retryable failure."""
+    import socket
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        hook = WebhookNotifier(url=f"http://127.0.0.1:{port}/hook", timeout=0.3)
+        started = time.monotonic()
+        delivery = asyncio.run(hook.send(make_note()))
+    assert time.monotonic() - started < 5
+    assert delivery.status is DeliveryStatus.FAILED
+    assert delivery.retryable
+    assert delivery.error == f"timed out after 0.3s posting to http://127.0.0.1:{port}/hook"
+
+
+def test_redirects_are_not_followed(
+    http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 3xx is a final failure: the bearer token is never carried to wherever it points."""
+    monkeypatch.setenv("MEDIC_TEST_HOOK_TOKEN", "tok-123456")
+    http_receiver.default = 302
+    hook = WebhookNotifier(url=http_receiver.url, token=Secret("MEDIC_TEST_HOOK_TOKEN"))
+    delivery = asyncio.run(hook.send(make_note()))
+    assert delivery.status is DeliveryStatus.FAILED
+    assert not delivery.retryable
+    assert len(http_receiver.received) == 1
+
+
+def test_huge_error_body_is_read_only_in_part(http_receiver: HttpReceiver) -> None:
+    """A 500 with a megabyte body yields a short error, not the whole body."""
+    http_receiver.default = 500
+    http_receiver.reply = b"E" * 1_000_000
+    delivery = asyncio.run(WebhookNotifier(url=http_receiver.url).send(make_note()))
+    assert delivery.error is not None
+    assert len(delivery.error) < 300
