@@ -7,6 +7,19 @@ from medic.events._alerts import (
     Notification,
     NotificationKind,
 )
+from medic.events._health import HealthEvent, ServiceHealthy, ServiceUnhealthy
+from medic.events._process import (
+    ProcessEvent,
+    ServiceExited,
+    ServiceFailover,
+    ServiceFatal,
+    ServiceKilling,
+    ServiceReady,
+    ServiceRestarting,
+    ServiceStarting,
+    ServiceStopped,
+    SupervisorUncleanStop,
+)
 from medic.events._signal import Action, ExceptionInfo, Frame, Signal
 
 __all__ = [
@@ -16,7 +29,20 @@ __all__ = [
     "DeliveryStatus",
     "ExceptionInfo",
     "Frame",
+    "HealthEvent",
     "Notification",
     "NotificationKind",
+    "ProcessEvent",
+    "ServiceExited",
+    "ServiceFailover",
+    "ServiceFatal",
+    "ServiceHealthy",
+    "ServiceKilling",
+    "ServiceReady",
+    "ServiceRestarting",
+    "ServiceStarting",
+    "ServiceStopped",
+    "ServiceUnhealthy",
     "Signal",
+    "SupervisorUncleanStop",
 ]
