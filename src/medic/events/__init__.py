@@ -1,5 +1,12 @@
 """Frozen event types with stable names: what flows from detection to the record."""
 
+from medic.events._alerts import (
+    AlertLevel,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    NotificationKind,
+)
 from medic.events._health import HealthEvent, ServiceHealthy, ServiceUnhealthy
 from medic.events._process import (
     ProcessEvent,
@@ -17,9 +24,14 @@ from medic.events._signal import Action, ExceptionInfo, Frame, Signal
 
 __all__ = [
     "Action",
+    "AlertLevel",
+    "Delivery",
+    "DeliveryStatus",
     "ExceptionInfo",
     "Frame",
     "HealthEvent",
+    "Notification",
+    "NotificationKind",
     "ProcessEvent",
     "ServiceExited",
     "ServiceFailover",
