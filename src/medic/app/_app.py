@@ -40,7 +40,6 @@ from medic.events import (
 )
 from medic.health import HealthMonitor, ProbeAction
 from medic.supervisor import ProcessState, Readiness, Supervisor
-from medic.tracker import Tracker
 
 __all__ = ["MedicApp"]
 
@@ -86,7 +85,7 @@ class MedicApp:
             )
         previous = self._previous_run()
         self._stop = asyncio.Event()
-        tracker = Tracker(self.store_url, clock=self._clock)
+        tracker = plan.tracker.open(self.store_url, clock=self._clock)
         probed = {p.service for p in plan.probes}
         recorder = Recorder(tracker, bus=self.bus, severities=plan.severities, probed=probed)
         self.recorder = recorder

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from medic.cli._main import Obj, cli
 from medic.clock import parse_duration, utcnow
-from medic.tracker import KpiReport, Stat, Tracker
+from medic.tracker import KpiReport, Stat
 
 __all__ = ["kpi_table", "kpis"]
 
@@ -95,7 +95,7 @@ def kpis(obj: Obj, since: str, until_text: str | None, service: str | None, as_j
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     until = _parse_until(until_text)
-    with Tracker(obj.store_url()) as tracker:
+    with obj.open_tracker() as tracker:
         report = tracker.kpis(since=until - window, until=until, service=service)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

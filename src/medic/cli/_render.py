@@ -44,7 +44,7 @@ def open_tracker(ctx: click.Context) -> Tracker:
     obj = ctx.find_object(Obj)
     if obj is None:
         raise click.UsageError("medic: run through the root command")
-    tracker = Tracker(obj.store_url())
+    tracker = obj.open_tracker()
     ctx.call_on_close(tracker.close)
     return tracker
 

@@ -4,7 +4,7 @@ Layer 4 (assembly): the only place that parses user files.
 """
 
 from medic.config._load import LoadedConfig, load_config, parse_config
-from medic.config._runtime import Plan, build_plan
+from medic.config._runtime import Plan, TrackerSettings, build_plan, tracker_settings
 from medic.config._schema import MedicConfig
 from medic.config._units import expand_env, parse_duration, parse_size
 
@@ -12,10 +12,12 @@ __all__ = [
     "LoadedConfig",
     "MedicConfig",
     "Plan",
+    "TrackerSettings",
     "build_plan",
     "expand_env",
     "load_config",
     "parse_config",
     "parse_duration",
     "parse_size",
+    "tracker_settings",
 ]

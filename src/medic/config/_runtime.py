@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
+from medic.clock import Clock, system_clock
 from medic.config._load import LoadedConfig, signal_number
 from medic.config._schema import (
     CommandProbe,
@@ -38,9 +40,57 @@ from medic.supervisor import (
     ServiceSpec,
     StopSpec,
 )
-from medic.taxonomy import Severity
+from medic.taxonomy import GroupingRule, Severity
+from medic.tracker import DEFAULT_SEVERITY_POLICIES, IssueCategory, SeverityPolicy, Tracker
 
-__all__ = ["Plan", "build_plan"]
+__all__ = ["Plan", "TrackerSettings", "build_plan", "tracker_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    """What the config says about recording: grouping rules, severities, categories."""
+
+    grouping_rules: tuple[GroupingRule, ...] = ()
+    severity_policies: dict[Severity, SeverityPolicy] = field(
+        default_factory=lambda: dict(DEFAULT_SEVERITY_POLICIES)
+    )
+    categories: tuple[IssueCategory, ...] = ()
+
+    def open(self, url: str, *, clock: Clock = system_clock) -> Tracker:
+        """A Tracker on `url` that groups, grades and categorises as configured."""
+        return Tracker(
+            url,
+            clock=clock,
+            grouping_rules=self.grouping_rules,
+            severity_policies=self.severity_policies,
+            categories=self.categories,
+        )
+
+
+def tracker_settings(config: LoadedConfig) -> TrackerSettings:
+    """The tracker's part of the config, with seed 002's severities where none are given."""
+    model = config.model
+    rules = tuple(
+        GroupingRule(rule.name, dict(rule.match), tuple(rule.fingerprint))
+        for rule in model.grouping.rules
+    )
+    policies = dict(DEFAULT_SEVERITY_POLICIES)
+    for name, sev in model.severities.items():
+        base = policies[Severity.parse(name)]
+        policies[base.severity] = SeverityPolicy(
+            base.severity,
+            sev.meaning or base.meaning,
+            timedelta(seconds=sev.response) if sev.response is not None else base.response_target,
+            timedelta(seconds=sev.rto) if sev.rto is not None else base.rto,
+        )
+    categories = tuple(
+        IssueCategory(
+            name, cat.owner, timedelta(seconds=cat.response), tuple(cat.kinds),
+            tuple(cat.services), tuple(cat.sources),
+        )
+        for name, cat in model.categories.items()
+    )  # fmt: skip
+    return TrackerSettings(rules, policies, categories)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +101,7 @@ class Plan:
     probes: tuple[ProbeSpec, ...]
     groups: tuple[FailoverGroup, ...]
     severities: dict[str, Severity]
+    tracker: TrackerSettings = field(default_factory=TrackerSettings)
 
 
 def _argv(command: list[str] | str, shell: bool) -> tuple[str, ...]:
@@ -142,4 +193,4 @@ def build_plan(config: LoadedConfig, *, log_dir: Path | None) -> Plan:
         for name, g in config.model.groups.items()
     )  # fmt: skip
     severities = {name: Severity.parse(svc.severity) for name, svc in config.model.services.items()}
-    return Plan(tuple(services), tuple(probes), groups, severities)
+    return Plan(tuple(services), tuple(probes), groups, severities, tracker_settings(config))

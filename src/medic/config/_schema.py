@@ -16,9 +16,12 @@ from medic.config._units import Duration, Size
 
 __all__ = [
     "BackoffModel",
+    "CategoryModel",
     "CommandProbe",
     "CrashLoopModel",
     "GroupModel",
+    "GroupingModel",
+    "GroupingRuleModel",
     "HeartbeatProbe",
     "HttpProbe",
     "LogsModel",
@@ -27,6 +30,7 @@ __all__ = [
     "ProcessProbe",
     "ResourceProbe",
     "ServiceModel",
+    "SeverityModel",
     "StopModel",
     "TcpProbe",
 ]
@@ -187,9 +191,61 @@ class GroupModel(_Strict):
     failback_after: Duration = 30.0
 
 
+SeverityName = Literal["SEV1", "SEV2", "SEV3", "SEV4"]
+
+
+class SeverityModel(_Strict):
+    """What a severity means and its response target and RTO (defaults: seed 002's table)."""
+
+    meaning: str | None = Field(default=None, max_length=500)
+    response: Duration | None = None
+    rto: Duration | None = None
+
+
+class GroupingRuleModel(_Strict):
+    """A server-side fingerprint rule: when every `match` glob matches, group by `fingerprint`."""
+
+    name: str = Field(pattern=NAME)
+    match: dict[str, str] = Field(min_length=1, max_length=16)
+    fingerprint: list[str] = Field(default_factory=lambda: ["{{ default }}"], min_length=1)
+
+    @model_validator(mode="after")
+    def _valid_rule(self) -> GroupingRuleModel:
+        from medic.taxonomy import GroupingRule
+
+        GroupingRule(self.name, dict(self.match), tuple(self.fingerprint))  # raises ValueError
+        return self
+
+
+class GroupingModel(_Strict):
+    rules: list[GroupingRuleModel] = Field(default_factory=list, max_length=200)
+
+
+class CategoryModel(_Strict):
+    """Seed 000's issue categories: new issues that match get this owner and response time."""
+
+    owner: str = Field(min_length=1, max_length=200)
+    response: Duration
+    kinds: list[str] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        from medic.taxonomy import Kind
+
+        return [Kind.parse(kind).value for kind in value]
+
+
 class MedicConfig(_Strict):
     services: dict[Annotated[str, Field(pattern=NAME)], ServiceModel] = Field(min_length=1)
     groups: dict[Annotated[str, Field(pattern=NAME)], GroupModel] = Field(default_factory=dict)
+    severities: dict[SeverityName, SeverityModel] = Field(default_factory=dict)
+    grouping: GroupingModel = GroupingModel()
+    categories: dict[Annotated[str, Field(pattern=NAME)], CategoryModel] = Field(
+        default_factory=dict
+    )
 
     @model_validator(mode="after")
     def _references(self) -> MedicConfig:
