@@ -1,0 +1,388 @@
+"""Breaker and limiter state in Redis, shared by every process that names the same key.
+
+Each decision is one Lua script call (EVALSHA), atomic on the server and timed
+by the server's clock (`TIME`), so processes on different hosts agree on when an
+open period ends. The same state machine as the in-memory breaker runs inside
+the script, including generations: the outcome of a call admitted before a
+transition is ignored. A success in the closed state with no failures counted
+needs no second call.
+
+Pass a `redis.Redis` for sync functions or a `redis.asyncio.Redis` for async
+ones; medic never imports redis itself. If Redis cannot be reached, a breaker
+with ``fail_open=True`` (the default) lets calls through rather than turning a
+Redis outage into an outage of everything it guards; otherwise it raises
+`SharedStateUnavailable`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar, cast
+
+from medic.errors import EnvironmentFault, InvalidInput
+from medic.events import CallRejected, CircuitClosed, CircuitHalfOpened, CircuitOpened, PolicyEvent
+from medic.policies._core import (
+    CircuitOpen,
+    Emitter,
+    Listener,
+    Matcher,
+    OnSpec,
+    Publisher,
+    RateLimited,
+    check_positive,
+)
+
+__all__ = ["SharedCircuitBreaker", "SharedRateLimiter", "SharedStateUnavailable"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class SharedStateUnavailable(EnvironmentFault):
+    """Redis, which holds a shared breaker's or limiter's state, could not be used."""
+
+
+_BREAKER_LUA = """
+local key = KEYS[1]
+local op = ARGV[1]
+local threshold = tonumber(ARGV[2])
+local reset_ms = tonumber(ARGV[3])
+local trials = tonumber(ARGV[4])
+local needed = tonumber(ARGV[5])
+local call_gen = tonumber(ARGV[6])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local h = redis.call('HMGET', key, 'state', 'gen', 'failures', 'open_until', 'trials_left', 'successes')
+local state = h[1] or 'closed'
+local gen = tonumber(h[2]) or 0
+local failures = tonumber(h[3]) or 0
+local open_until = tonumber(h[4]) or 0
+local function open()
+  gen = gen + 1
+  redis.call('HSET', key, 'state', 'open', 'gen', gen, 'failures', 0, 'open_until', now + reset_ms)
+  return {0, 'open', gen, reset_ms, 'open'}
+end
+if op == 'admit' then
+  local event = ''
+  if state == 'open' then
+    if now < open_until then return {0, state, gen, open_until - now, ''} end
+    gen = gen + 1
+    state = 'half-open'
+    redis.call('HSET', key, 'state', state, 'gen', gen, 'trials_left', trials, 'successes', 0)
+    event = 'half-open'
+  end
+  if state == 'half-open' then
+    local left = tonumber(redis.call('HGET', key, 'trials_left')) or 0
+    if left <= 0 then return {0, state, gen, 0, event} end
+    redis.call('HINCRBY', key, 'trials_left', -1)
+    return {1, state, gen, 0, event}
+  end
+  return {1, state, gen, failures, event}
+end
+if call_gen ~= gen then return {1, state, gen, 0, ''} end
+if op == 'abandon' then
+  if state == 'half-open' then redis.call('HINCRBY', key, 'trials_left', 1) end
+  return {1, state, gen, 0, ''}
+end
+if state == 'closed' then
+  if op == 'failure' then
+    failures = redis.call('HINCRBY', key, 'failures', 1)
+    if failures >= threshold then return open() end
+  elseif failures > 0 then
+    redis.call('HSET', key, 'failures', 0)
+  end
+  return {1, state, gen, failures, ''}
+end
+if state == 'half-open' then
+  if op == 'failure' then return open() end
+  local s = redis.call('HINCRBY', key, 'successes', 1)
+  if s >= needed then
+    gen = gen + 1
+    redis.call('HSET', key, 'state', 'closed', 'gen', gen, 'failures', 0)
+    return {1, 'closed', gen, s, 'closed'}
+  end
+end
+return {1, state, gen, 0, ''}
+"""
+
+_BUCKET_LUA = """
+local key = KEYS[1]
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local h = redis.call('HMGET', key, 'tokens', 'at')
+local tokens = tonumber(h[1]) or burst
+local at = tonumber(h[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local allowed = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+end
+redis.call('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+if allowed == 1 then return {1, 0} end
+return {0, math.ceil((cost - tokens) / rate * 1000)}
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _is_async_client(client: Any) -> bool:
+    return inspect.iscoroutinefunction(getattr(client, "execute_command", None))
+
+
+class SharedCircuitBreaker:
+    """A consecutive-failure circuit breaker whose state lives in Redis under `key`."""
+
+    __slots__ = (
+        "_args",
+        "_emitter",
+        "_script",
+        "fail_open",
+        "failure_threshold",
+        "half_open_trials",
+        "is_async",
+        "key",
+        "matcher",
+        "name",
+        "reset_timeout",
+        "success_threshold",
+    )
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        key: str,
+        failure_threshold: int = 5,
+        reset_timeout: float = 30.0,
+        half_open_trials: int = 1,
+        success_threshold: int = 1,
+        on: OnSpec = Exception,
+        fail_open: bool = True,
+        name: str | None = None,
+        bus: Publisher | None = None,
+        listeners: tuple[Listener, ...] = (),
+        metrics: bool = True,
+    ) -> None:
+        if not key:
+            raise InvalidInput("SharedCircuitBreaker: key must not be empty")
+        if failure_threshold < 1 or not 1 <= success_threshold <= half_open_trials:
+            raise InvalidInput(
+                "SharedCircuitBreaker: need failure_threshold >= 1 and "
+                "1 <= success_threshold <= half_open_trials"
+            )
+        self.key = key
+        self.name = name or key
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = check_positive("SharedCircuitBreaker: reset_timeout", reset_timeout)
+        self.half_open_trials = half_open_trials
+        self.success_threshold = success_threshold
+        self.matcher = None if on is Exception else Matcher(on, need_retryable=False, what=key)
+        self.fail_open = fail_open
+        self.is_async = _is_async_client(client)
+        self._script = client.register_script(_BREAKER_LUA)
+        self._args = (
+            failure_threshold,
+            int(self.reset_timeout * 1000),
+            half_open_trials,
+            success_threshold,
+        )
+        self._emitter = Emitter(bus=bus, listeners=listeners, metrics=metrics)
+
+    def __repr__(self) -> str:
+        return (
+            f"SharedCircuitBreaker(key={self.key!r}, failure_threshold={self.failure_threshold}, "
+            f"reset_timeout={self.reset_timeout})"
+        )
+
+    def _argv(self, op: str, gen: int) -> list[Any]:
+        return [op, *self._args, gen]
+
+    def _unavailable(self, exc: Exception) -> SharedStateUnavailable:
+        return SharedStateUnavailable(f"breaker {self.name!r}: Redis failed: {exc}")
+
+    def _read(self, reply: Any, admitting: bool) -> tuple[int, int]:
+        """Emit what the script did; returns (generation, consecutive failures) or raises."""
+        allowed, state, gen, extra, event = reply
+        event_name = _text(event)
+        found: PolicyEvent | None = None
+        if event_name == "open":
+            found = CircuitOpened(
+                self.name, "consecutive failures", self.failure_threshold, 0, self.reset_timeout
+            )
+        elif event_name == "half-open":
+            found = CircuitHalfOpened(self.name, self.half_open_trials)
+        elif event_name == "closed":
+            found = CircuitClosed(self.name, int(extra))
+        if found is not None:
+            self._emitter.emit(found)
+        if admitting and not int(allowed):
+            retry_after = int(extra) / 1000 if _text(state) == "open" else None
+            self._emitter.emit(CallRejected(self.name, "circuit-open", retry_after))
+            raise CircuitOpen.make(
+                f"circuit {self.name!r} is {_text(state)}",
+                policy=self.name,
+                retry_after=retry_after,
+            )
+        return int(gen), int(extra) if _text(state) == "closed" else -1
+
+    def _outcome(self, exc: Exception | None) -> str:
+        if exc is None or (self.matcher is not None and self.matcher.match(exc) is None):
+            return "success"
+        return "failure"
+
+    def state(self) -> str:
+        """The shared state as Redis holds it now (one admission-free read; sync clients only)."""
+        reply = self._script(keys=[self.key], args=self._argv("peek", -1))
+        return _text(reply[1])
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorate `fn`: async functions need an asyncio Redis client, sync ones a sync client."""
+        if inspect.iscoroutinefunction(fn) != self.is_async:
+            raise InvalidInput(
+                f"SharedCircuitBreaker {self.name!r}: a {'n async' if self.is_async else ' sync'} "
+                f"Redis client cannot guard {'a sync' if self.is_async else 'an async'} function"
+            )
+        script, key = self._script, [self.key]
+        if self.is_async:
+            afn = cast(Callable[..., Awaitable[Any]], fn)
+
+            async def decide(op: str, gen: int) -> tuple[int, int] | None:
+                try:
+                    reply = await script(keys=key, args=self._argv(op, gen))
+                except Exception as exc:
+                    if self.fail_open:
+                        return None
+                    raise self._unavailable(exc) from exc
+                return self._read(reply, op == "admit")
+
+            @functools.wraps(fn)
+            async def ashared(*args: Any, **kwargs: Any) -> Any:
+                admitted = await decide("admit", 0)
+                try:
+                    result = await afn(*args, **kwargs)
+                except Exception as exc:
+                    if admitted is not None:
+                        await decide(self._outcome(exc), admitted[0])
+                    raise
+                except BaseException:
+                    if admitted is not None:
+                        await decide("abandon", admitted[0])
+                    raise
+                if admitted is not None and admitted[1] != 0:
+                    await decide("success", admitted[0])
+                return result
+
+            return cast(Callable[P, R], ashared)
+
+        def sdecide(op: str, gen: int) -> tuple[int, int] | None:
+            try:
+                reply = script(keys=key, args=self._argv(op, gen))
+            except Exception as exc:
+                if self.fail_open:
+                    return None
+                raise self._unavailable(exc) from exc
+            return self._read(reply, op == "admit")
+
+        @functools.wraps(fn)
+        def shared(*args: P.args, **kwargs: P.kwargs) -> R:
+            admitted = sdecide("admit", 0)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                if admitted is not None:
+                    sdecide(self._outcome(exc), admitted[0])
+                raise
+            except BaseException:
+                if admitted is not None:
+                    sdecide("abandon", admitted[0])
+                raise
+            if admitted is not None and admitted[1] != 0:
+                sdecide("success", admitted[0])
+            return result
+
+        return shared
+
+
+class SharedRateLimiter:
+    """A token bucket per key in Redis: `limit` per `period`, bursts up to `burst`."""
+
+    __slots__ = (
+        "_emitter",
+        "_script",
+        "burst",
+        "is_async",
+        "limit",
+        "name",
+        "period",
+        "prefix",
+        "rate",
+    )
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str,
+        limit: int,
+        period: float = 1.0,
+        burst: int | None = None,
+        name: str | None = None,
+        bus: Publisher | None = None,
+        listeners: tuple[Listener, ...] = (),
+        metrics: bool = True,
+    ) -> None:
+        if limit < 1:
+            raise InvalidInput("SharedRateLimiter: limit must be >= 1")
+        self.prefix = prefix
+        self.limit = limit
+        self.period = check_positive("SharedRateLimiter: period", period)
+        self.burst = limit if burst is None else burst
+        self.rate = limit / self.period
+        self.name = name or prefix
+        self.is_async = _is_async_client(client)
+        self._script = client.register_script(_BUCKET_LUA)
+        self._emitter = Emitter(bus=bus, listeners=listeners, metrics=metrics)
+
+    def __repr__(self) -> str:
+        return f"SharedRateLimiter(prefix={self.prefix!r}, {self.limit}/{self.period}s)"
+
+    def _args(self, cost: float) -> list[Any]:
+        return [repr(self.rate), self.burst, repr(float(cost))]
+
+    def acquire(self, key: str = "", cost: float = 1.0) -> float:
+        """One script call: 0.0 when admitted, else the seconds until it would be (sync client)."""
+        try:
+            allowed, wait_ms = self._script(keys=[f"{self.prefix}:{key}"], args=self._args(cost))
+        except Exception as exc:
+            raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
+        return 0.0 if int(allowed) else int(wait_ms) / 1000
+
+    async def aacquire(self, key: str = "", cost: float = 1.0) -> float:
+        """`acquire` with an asyncio Redis client."""
+        try:
+            allowed, wait_ms = await self._script(
+                keys=[f"{self.prefix}:{key}"], args=self._args(cost)
+            )
+        except Exception as exc:
+            raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
+        return 0.0 if int(allowed) else int(wait_ms) / 1000
+
+    def check(self, key: str = "", cost: float = 1.0) -> None:
+        """Raise RateLimited (with `retry_after`) when `key` is over its limit."""
+        wait = self.acquire(key, cost)
+        if wait > 0:
+            self._emitter.emit(CallRejected(self.name, "rate-limited", wait))
+            raise RateLimited.make(
+                f"rate limit {self.name!r} reached for key {key!r}",
+                policy=self.name,
+                retry_after=wait,
+            )
