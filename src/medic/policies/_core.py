@@ -152,7 +152,7 @@ class Matcher:
 class Emitter:
     """Sends a policy's events to its listeners, an optional bus and Prometheus."""
 
-    __slots__ = ("bus", "listeners", "metrics")
+    __slots__ = ("bus", "listeners", "metrics", "wants_events")
 
     def __init__(
         self, *, bus: Publisher | None, listeners: Iterable[Listener], metrics: bool = True
@@ -160,6 +160,13 @@ class Emitter:
         self.bus = bus
         self.listeners = tuple(listeners)
         self.metrics = metrics
+        # Whether anyone needs the event object; metrics alone only need its name.
+        self.wants_events = bool(self.listeners) or bus is not None
+
+    def count(self, policy: str, event_name: str) -> None:
+        """Count an event nobody needs to see as an object (Prometheus only)."""
+        if self.metrics:
+            _metrics.count_name(policy, event_name)
 
     def emit(self, event: PolicyEvent) -> None:
         for listener in self.listeners:

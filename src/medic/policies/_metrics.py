@@ -41,11 +41,15 @@ _MAX_CHILDREN = 10_000  # label sets are bounded: policy names come from code, n
 
 def count(event: object) -> None:
     """Count one event by policy name and event type."""
-    labels = (str(getattr(event, "policy", "")), type(event).__name__)
-    child = _children.get(labels)
+    count_name(str(getattr(event, "policy", "")), type(event).__name__)
+
+
+def count_name(policy: str, event_name: str) -> None:
+    """Count one event without building it (hot failure paths with no listeners)."""
+    child = _children.get((policy, event_name))
     if child is None:
         counter = _counter if _counter is not None else _load()
         if counter is None or len(_children) >= _MAX_CHILDREN:
             return
-        child = _children[labels] = counter.labels(*labels)
+        child = _children[(policy, event_name)] = counter.labels(policy, event_name)
     child.inc()

@@ -108,17 +108,21 @@ class Retry:
             # In test mode the wait is skipped, so it cannot overrun the deadline.
             if not test_mode.no_waits and self._mono() - start + wait > self.deadline:
                 wait = -1.0
-        self._emitter.emit(
-            RetryAttempted(
-                self.name,
-                attempt,
-                type(exc).__qualname__,
-                str(exc)[:500],
-                found.kind,
-                max(wait, 0.0),
-                wait >= 0.0,
+        emitter = self._emitter
+        if emitter.wants_events:
+            emitter.emit(
+                RetryAttempted(
+                    self.name,
+                    attempt,
+                    type(exc).__qualname__,
+                    str(exc)[:500],
+                    found.kind,
+                    max(wait, 0.0),
+                    wait >= 0.0,
+                )
             )
-        )
+        else:
+            emitter.count(self.name, "RetryAttempted")
         return wait
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:

@@ -147,6 +147,9 @@ class Rule:
 _lock = threading.Lock()
 _table: dict[tuple[str, str | int], tuple[Rule, ...]] = {}
 _mro_cache: dict[type, tuple[Rule, ...]] = {}
+# Per class, the answer when it cannot depend on the instance (the first rule up the
+# MRO is a fixed Classification): a retry's failure path then classifies in one lookup.
+_fixed_cache: dict[type, Classification | None] = {}
 
 
 def register_rule(rule: Rule) -> Rule:
@@ -155,6 +158,7 @@ def register_rule(rule: Rule) -> Rule:
         slot = (rule.subject, rule.key)
         _table[slot] = (rule, *_table.get(slot, ()))
         _mro_cache.clear()
+        _fixed_cache.clear()
     return rule
 
 
@@ -168,6 +172,7 @@ def unregister_rule(rule: Rule) -> None:
         else:
             _table.pop(slot, None)
         _mro_cache.clear()
+        _fixed_cache.clear()
 
 
 def rules() -> tuple[Rule, ...]:
@@ -202,7 +207,15 @@ def _classify_exception(exc: BaseException) -> Classification:
     if isinstance(exc, BaseExceptionGroup):
         parts = [classify(inner) for inner in exc.exceptions]
         return next((c for c in parts if not c.retryable), parts[0])
-    result = _first(_exception_chain(type(exc)), exc) or _UNKNOWN
+    cls = type(exc)
+    try:
+        result = _fixed_cache[cls]
+    except KeyError:
+        chain = _exception_chain(cls)
+        first = chain[0].then if chain else _UNKNOWN
+        result = _fixed_cache[cls] = first if isinstance(first, Classification) else None
+    if result is None:
+        result = _first(_exception_chain(cls), exc) or _UNKNOWN
     hint = getattr(exc, "retry_after", None)
     if result.retry_after is None and isinstance(hint, int | float) and hint >= 0:
         result = replace(result, retry_after=float(hint))
