@@ -143,6 +143,16 @@ async def test_async_client_guards_coroutines(redis_url: str, key: str) -> None:
     await aclient.aclose()
 
 
+def test_scripts_are_reloaded_after_a_script_flush(client: Any, key: str) -> None:
+    """A server that forgot the scripts (restart, SCRIPT FLUSH) gets them again on the next call."""
+    limiter = SharedRateLimiter(client, prefix=key, limit=2, period=60)
+    breaker = SharedCircuitBreaker(client, key=key, fail_open=False)
+    client.script_flush()
+    assert limiter.acquire("a") == 0.0
+    client.script_flush()
+    assert breaker(lambda: "ran")() == "ran"
+
+
 def test_client_kind_must_match_the_function() -> None:
     """A sync client cannot guard a coroutine (it would block the event loop)."""
     from medic.errors import InvalidInput

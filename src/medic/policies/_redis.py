@@ -17,6 +17,7 @@ Redis outage into an outage of everything it guards; otherwise it raises
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
@@ -79,6 +80,7 @@ if op == 'admit' then
     redis.call('HINCRBY', key, 'trials_left', -1)
     return {1, state, gen, 0, event}
   end
+  if failures == 0 and event == '' then return gen end
   return {1, state, gen, failures, event}
 end
 if call_gen ~= gen then return {1, state, gen, 0, ''} end
@@ -108,26 +110,57 @@ return {1, state, gen, 0, ''}
 """
 
 _BUCKET_LUA = """
-local key = KEYS[1]
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local h = redis.call('HMGET', key, 'tokens', 'at')
-local tokens = tonumber(h[1]) or burst
-local at = tonumber(h[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-local allowed = 0
+local now = t[1] + t[2] / 1000000
+local tokens = burst
+local v = redis.call('GET', KEYS[1])
+if v then
+  local sep = string.find(v, ' ', 1, true)
+  tokens = math.min(burst, tonumber(string.sub(v, 1, sep - 1)) + math.max(0, now - tonumber(string.sub(v, sep + 1))) * rate)
+end
+local wait = 0
 if tokens >= cost then
   tokens = tokens - cost
-  allowed = 1
+else
+  wait = math.ceil((cost - tokens) / rate * 1000)
 end
-redis.call('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
-if allowed == 1 then return {1, 0} end
-return {0, math.ceil((cost - tokens) / rate * 1000)}
+redis.call('SET', KEYS[1], tokens .. ' ' .. now, 'PX', math.ceil(burst / rate * 1000) + 1000)
+return wait
 """
+
+
+class _Script:
+    """EVALSHA through `execute_command`: less client work than redis-py's Script object.
+
+    On NOSCRIPT (a restarted or flushed server) the script is sent once with EVAL,
+    which caches it again.
+    """
+
+    __slots__ = ("client", "lua", "sha")
+
+    def __init__(self, client: Any, lua: str) -> None:
+        self.client = client
+        self.lua = lua
+        self.sha = hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest()
+
+    def __call__(self, key: str, *args: Any) -> Any:
+        try:
+            return self.client.execute_command("EVALSHA", self.sha, 1, key, *args)
+        except Exception as exc:
+            if type(exc).__name__ != "NoScriptError":
+                raise
+            return self.client.execute_command("EVAL", self.lua, 1, key, *args)
+
+    async def acall(self, key: str, *args: Any) -> Any:
+        try:
+            return await self.client.execute_command("EVALSHA", self.sha, 1, key, *args)
+        except Exception as exc:
+            if type(exc).__name__ != "NoScriptError":
+                raise
+            return await self.client.execute_command("EVAL", self.lua, 1, key, *args)
 
 
 def _text(value: Any) -> str:
@@ -188,7 +221,7 @@ class SharedCircuitBreaker:
         self.matcher = None if on is Exception else Matcher(on, need_retryable=False, what=key)
         self.fail_open = fail_open
         self.is_async = _is_async_client(client)
-        self._script = client.register_script(_BREAKER_LUA)
+        self._script = _Script(client, _BREAKER_LUA)
         self._args = (
             failure_threshold,
             int(self.reset_timeout * 1000),
@@ -203,14 +236,16 @@ class SharedCircuitBreaker:
             f"reset_timeout={self.reset_timeout})"
         )
 
-    def _argv(self, op: str, gen: int) -> list[Any]:
-        return [op, *self._args, gen]
+    def _argv(self, op: str, gen: int) -> tuple[Any, ...]:
+        return (op, *self._args, gen)
 
     def _unavailable(self, exc: Exception) -> SharedStateUnavailable:
         return SharedStateUnavailable(f"breaker {self.name!r}: Redis failed: {exc}")
 
     def _read(self, reply: Any, admitting: bool) -> tuple[int, int]:
         """Emit what the script did; returns (generation, consecutive failures) or raises."""
+        if isinstance(reply, int):  # admitted while closed with no failures counted
+            return reply, 0
         allowed, state, gen, extra, event = reply
         event_name = _text(event)
         found: PolicyEvent | None = None
@@ -241,7 +276,7 @@ class SharedCircuitBreaker:
 
     def state(self) -> str:
         """The shared state as Redis holds it now (one admission-free read; sync clients only)."""
-        reply = self._script(keys=[self.key], args=self._argv("peek", -1))
+        reply = self._script(self.key, *self._argv("peek", -1))
         return _text(reply[1])
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
@@ -251,13 +286,13 @@ class SharedCircuitBreaker:
                 f"SharedCircuitBreaker {self.name!r}: a {'n async' if self.is_async else ' sync'} "
                 f"Redis client cannot guard {'a sync' if self.is_async else 'an async'} function"
             )
-        script, key = self._script, [self.key]
+        script, key = self._script, self.key
         if self.is_async:
             afn = cast(Callable[..., Awaitable[Any]], fn)
 
             async def decide(op: str, gen: int) -> tuple[int, int] | None:
                 try:
-                    reply = await script(keys=key, args=self._argv(op, gen))
+                    reply = await script.acall(key, *self._argv(op, gen))
                 except Exception as exc:
                     if self.fail_open:
                         return None
@@ -285,7 +320,7 @@ class SharedCircuitBreaker:
 
         def sdecide(op: str, gen: int) -> tuple[int, int] | None:
             try:
-                reply = script(keys=key, args=self._argv(op, gen))
+                reply = script(key, *self._argv(op, gen))
             except Exception as exc:
                 if self.fail_open:
                     return None
@@ -317,6 +352,7 @@ class SharedRateLimiter:
 
     __slots__ = (
         "_emitter",
+        "_rate_arg",
         "_script",
         "burst",
         "is_async",
@@ -347,34 +383,33 @@ class SharedRateLimiter:
         self.period = check_positive("SharedRateLimiter: period", period)
         self.burst = limit if burst is None else burst
         self.rate = limit / self.period
+        self._rate_arg = repr(self.rate)
         self.name = name or prefix
         self.is_async = _is_async_client(client)
-        self._script = client.register_script(_BUCKET_LUA)
+        self._script = _Script(client, _BUCKET_LUA)
         self._emitter = Emitter(bus=bus, listeners=listeners, metrics=metrics)
 
     def __repr__(self) -> str:
         return f"SharedRateLimiter(prefix={self.prefix!r}, {self.limit}/{self.period}s)"
 
-    def _args(self, cost: float) -> list[Any]:
-        return [repr(self.rate), self.burst, repr(float(cost))]
+    def _args(self, cost: float) -> tuple[Any, ...]:
+        return (self._rate_arg, self.burst, repr(float(cost)))
 
     def acquire(self, key: str = "", cost: float = 1.0) -> float:
         """One script call: 0.0 when admitted, else the seconds until it would be (sync client)."""
         try:
-            allowed, wait_ms = self._script(keys=[f"{self.prefix}:{key}"], args=self._args(cost))
+            wait_ms = self._script(f"{self.prefix}:{key}", *self._args(cost))
         except Exception as exc:
             raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
-        return 0.0 if int(allowed) else int(wait_ms) / 1000
+        return int(wait_ms) / 1000
 
     async def aacquire(self, key: str = "", cost: float = 1.0) -> float:
         """`acquire` with an asyncio Redis client."""
         try:
-            allowed, wait_ms = await self._script(
-                keys=[f"{self.prefix}:{key}"], args=self._args(cost)
-            )
+            wait_ms = await self._script.acall(f"{self.prefix}:{key}", *self._args(cost))
         except Exception as exc:
             raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
-        return 0.0 if int(allowed) else int(wait_ms) / 1000
+        return int(wait_ms) / 1000
 
     def check(self, key: str = "", cost: float = 1.0) -> None:
         """Raise RateLimited (with `retry_after`) when `key` is over its limit."""
