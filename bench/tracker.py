@@ -37,11 +37,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import describe, machine, median, percentile, write_results  # noqa: E402
-
-from medic.events import ExceptionInfo, Frame, Signal  # noqa: E402
-from medic.tracker import Tracker  # noqa: E402
-from medic.tracker._record import _EVENT_COLUMNS, _event_row  # noqa: E402
+from _common import describe, machine, median, percentile, write_results
+from medic.events import ExceptionInfo, Frame, Signal
+from medic.tracker import Tracker
+from medic.tracker._record import _EVENT_COLUMNS, _event_row
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 console = Console()
@@ -57,7 +56,9 @@ TEMPLATES = [
 ]
 
 
-def stream(n: int, rng: random.Random, *, keys: int = 0, start: datetime | None = None) -> list[Signal]:
+def stream(
+    n: int, rng: random.Random, *, keys: int = 0, start: datetime | None = None
+) -> list[Signal]:
     """A realistic mixed stream: messages with volatile parts, exceptions, probe failures."""
     base = start or datetime.now(UTC) - timedelta(days=1)
     frames = (
@@ -72,14 +73,27 @@ def stream(n: int, rng: random.Random, *, keys: int = 0, start: datetime | None 
         r = i % 10
         if r == 0:
             exc = ExceptionInfo("KeyError", f"'user-{rng.randrange(10**6)}'", frames)
-            out.append(Signal(service, "KeyError", exception=exc, occurred_at=when, dedup_key=dedup))
+            out.append(
+                Signal(service, "KeyError", exception=exc, occurred_at=when, dedup_key=dedup)
+            )
         elif r == 1:
             out.append(
-                Signal(service, f"GET /health took {rng.random() * 5:.2f}s", probe="http", reason="timeout", occurred_at=when, dedup_key=dedup)
+                Signal(
+                    service,
+                    f"GET /health took {rng.random() * 5:.2f}s",
+                    probe="http",
+                    reason="timeout",
+                    occurred_at=when,
+                    dedup_key=dedup,
+                )
             )
         else:
             msg = TEMPLATES[r % len(TEMPLATES)].format(
-                f=round(rng.random() * 30, 2), a=rng.randrange(255), b=rng.randrange(255), n=rng.randrange(10**6), u=uuid.UUID(int=rng.getrandbits(128))
+                f=round(rng.random() * 30, 2),
+                a=rng.randrange(255),
+                b=rng.randrange(255),
+                n=rng.randrange(10**6),
+                u=uuid.UUID(int=rng.getrandbits(128)),
             )
             out.append(Signal(service, msg, occurred_at=when, external_id=f"e{i}", dedup_key=dedup))
     return out
@@ -104,10 +118,17 @@ def rate_single(url: str, signals: list[Signal]) -> float:
         return (len(signals) - 100) / (time.perf_counter() - t0)
 
 
-def rate_raw_sqlite(template_db: str, target: str, signals: list[Signal], batch: int = 1000) -> float:
+def rate_raw_sqlite(
+    template_db: str, target: str, signals: list[Signal], batch: int = 1000
+) -> float:
     """The same event rows through sqlite3.executemany into a table of the same schema."""
     src = sqlite3.connect(template_db)
-    ddl = [r[0] for r in src.execute("SELECT sql FROM sqlite_master WHERE tbl_name='events' AND sql IS NOT NULL")]
+    ddl = [
+        r[0]
+        for r in src.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name='events' AND sql IS NOT NULL"
+        )
+    ]
     src.close()
     now = time.time()
     rows = []
@@ -163,7 +184,16 @@ def big_store(path: str, events: int, incidents: int, progress: Progress) -> dic
         for offset in range(0, events, chunk):
             signals = stream(chunk, rng, keys=incidents, start=start + timedelta(seconds=offset))
             signals = [
-                Signal(s.service, s.message, exception=s.exception, probe=s.probe, reason=s.reason, occurred_at=s.occurred_at, detected_at=s.occurred_at, dedup_key=f"k{(offset + j) % incidents}")
+                Signal(
+                    s.service,
+                    s.message,
+                    exception=s.exception,
+                    probe=s.probe,
+                    reason=s.reason,
+                    occurred_at=s.occurred_at,
+                    detected_at=s.occurred_at,
+                    dedup_key=f"k{(offset + j) % incidents}",
+                )
                 for j, s in enumerate(signals)
             ]
             for i in range(0, chunk, 1000):
@@ -201,7 +231,10 @@ def read_latencies(path: str) -> dict[str, Any]:
             tracker.kpis(since=datetime.now(UTC) - timedelta(days=30))
             kpis.append(time.perf_counter() - t0)
     out: dict[str, Any] = {
-        "incidents_first_page_query_ms": {"p50": percentile(query, 0.5) * 1e3, "p99": percentile(query, 0.99) * 1e3},
+        "incidents_first_page_query_ms": {
+            "p50": percentile(query, 0.5) * 1e3,
+            "p99": percentile(query, 0.99) * 1e3,
+        },
         "kpis_30d_ms": {"p50": percentile(kpis, 0.5) * 1e3, "max": max(kpis) * 1e3},
     }
     for name, argv, n in (
@@ -224,13 +257,17 @@ def read_latencies(path: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and a 10x smaller big store")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats and a 10x smaller big store"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     repeats = 2 if args.quick else args.repeats
     info = machine(["sqlalchemy", "psycopg", "alembic"])
     info["sqlite"] = sqlite3.sqlite_version
-    console.print(f"[bold]medic tracker benchmark[/] · {describe(info)} · SQLite {sqlite3.sqlite_version}")
+    console.print(
+        f"[bold]medic tracker benchmark[/] · {describe(info)} · SQLite {sqlite3.sqlite_version}"
+    )
     rng = random.Random(42)
     work = Path(tempfile.mkdtemp(prefix="medic-bench-"))
     results: dict[str, Any] = {"machine": info, "repeats": repeats}
@@ -243,7 +280,11 @@ def main() -> None:
                 signals = stream(n_batch + 1000, rng)
                 batched.append(rate_batched(str(work / f"b{r}.db"), signals))
                 progress.advance(task)
-                raw.append(rate_raw_sqlite(str(work / f"b{r}.db"), str(work / f"raw{r}.db"), signals[1000:]))
+                raw.append(
+                    rate_raw_sqlite(
+                        str(work / f"b{r}.db"), str(work / f"raw{r}.db"), signals[1000:]
+                    )
+                )
                 progress.advance(task)
                 single.append(rate_single(str(work / f"s{r}.db"), stream(n_single + 100, rng)))
                 progress.advance(task)
@@ -277,24 +318,62 @@ def main() -> None:
     table.add_column("measure")
     table.add_column("medic", justify="right")
     table.add_column("baseline / target", justify="right")
-    table.add_row("SQLite record_many (1,000/batch)", f"{rec['sqlite_batched_per_s']['median']:,.0f}/s", "≥ 50,000/s")
-    table.add_row("raw sqlite3 executemany, same rows", f"{rec['raw_sqlite3_executemany_per_s']['median']:,.0f}/s", f"ratio medic/raw {rec['ratio_batched_to_raw']:.2f}")
-    table.add_row("SQLite record (one commit each)", f"{rec['sqlite_single_commit_per_s']['median']:,.0f}/s", "≥ 3,000/s")
+    table.add_row(
+        "SQLite record_many (1,000/batch)",
+        f"{rec['sqlite_batched_per_s']['median']:,.0f}/s",
+        "≥ 50,000/s",
+    )
+    table.add_row(
+        "raw sqlite3 executemany, same rows",
+        f"{rec['raw_sqlite3_executemany_per_s']['median']:,.0f}/s",
+        f"ratio medic/raw {rec['ratio_batched_to_raw']:.2f}",
+    )
+    table.add_row(
+        "SQLite record (one commit each)",
+        f"{rec['sqlite_single_commit_per_s']['median']:,.0f}/s",
+        "≥ 3,000/s",
+    )
     if rec["postgres_batched_per_s"]:
-        table.add_row("PostgreSQL record_many", f"{rec['postgres_batched_per_s']['median']:,.0f}/s", "≥ 20,000/s")
+        table.add_row(
+            "PostgreSQL record_many",
+            f"{rec['postgres_batched_per_s']['median']:,.0f}/s",
+            "≥ 20,000/s",
+        )
     big_s = results["big_store"]
-    table.add_row("big store", f"{big_s['events']:,} events / {big_s['incidents']:,} incidents", f"built at {big_s['build_rate_per_s']:,.0f}/s")
+    table.add_row(
+        "big store",
+        f"{big_s['events']:,} events / {big_s['incidents']:,} incidents",
+        f"built at {big_s['build_rate_per_s']:,.0f}/s",
+    )
     reads = results["reads"]
-    table.add_row("incidents first page (query) p99", f"{reads['incidents_first_page_query_ms']['p99']:.2f} ms", "< 50 ms")
+    table.add_row(
+        "incidents first page (query) p99",
+        f"{reads['incidents_first_page_query_ms']['p99']:.2f} ms",
+        "< 50 ms",
+    )
     if isinstance(reads.get("cli_incidents_list_ms"), dict):
-        table.add_row("`medic incidents list` in process p99", f"{reads['cli_incidents_list_ms']['p99']:.2f} ms", "< 50 ms")
+        table.add_row(
+            "`medic incidents list` in process p99",
+            f"{reads['cli_incidents_list_ms']['p99']:.2f} ms",
+            "< 50 ms",
+        )
     table.add_row("kpis 30 d (query) max", f"{reads['kpis_30d_ms']['max']:.0f} ms", "< 500 ms")
     if isinstance(reads.get("cli_kpis_30d_ms"), dict):
-        table.add_row("`medic kpis --since 30d` in process p99", f"{reads['cli_kpis_30d_ms']['p99']:.0f} ms", "< 500 ms")
-    table.add_row("RSS after 10 % → 100 % of signals", f"{big_s['after_10pct_mb']:.0f} → {big_s['after_all_mb']:.0f} MB", f"growth {big_s['rss_growth'] * 100:.1f} % (≤ 10 %)")
+        table.add_row(
+            "`medic kpis --since 30d` in process p99",
+            f"{reads['cli_kpis_30d_ms']['p99']:.0f} ms",
+            "< 500 ms",
+        )
+    table.add_row(
+        "RSS after 10 % → 100 % of signals",
+        f"{big_s['after_10pct_mb']:.0f} → {big_s['after_all_mb']:.0f} MB",
+        f"growth {big_s['rss_growth'] * 100:.1f} % (≤ 10 %)",
+    )
     console.print(table)
     path = write_results("tracker" if not args.quick else "tracker-quick", results)
-    console.print(f"results: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    console.print(
+        f"results: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}"
+    )
 
 
 if __name__ == "__main__":

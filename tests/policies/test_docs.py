@@ -28,6 +28,8 @@ def test_every_public_name_and_event_is_documented() -> None:
     text = DOC.read_text()
     skip = {"ALLOWED", "Backoff", "Constant", "DecorrelatedJitter", "Exponential", "Policy"}
     missing = [n for n in medic.policies.__all__ if n not in skip and n not in text]
-    events = [n for n in medic.events.__all__ if n.startswith(("Circuit", "Call", "Retry", "Fallback"))]
+    events = [
+        n for n in medic.events.__all__ if n.startswith(("Circuit", "Call", "Retry", "Fallback"))
+    ]
     missing += [n for n in events if n not in text]
     assert missing == []
