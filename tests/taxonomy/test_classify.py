@@ -312,3 +312,13 @@ def test_import_taxonomy_imports_no_client_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_class_caches_stay_bounded() -> None:
+    """Classifying errors of thousands of run-time classes does not grow the caches forever."""
+    from medic.taxonomy import _classify
+
+    for i in range(5000):
+        classify(type(f"E{i}", (ConnectionError,), {})())
+    assert len(_classify._mro_cache) <= _classify._MAX_CACHED_CLASSES
+    assert len(_classify._fixed_cache) <= _classify._MAX_CACHED_CLASSES + 1

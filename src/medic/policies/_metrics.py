@@ -26,7 +26,9 @@ def _load() -> Any:
         except ImportError:
             _unavailable = True
             return None
-        existing = REGISTRY._names_to_collectors.get("medic_policy_events_total")
+        # Reuse the counter if this module was reloaded (registering twice raises).
+        known = getattr(REGISTRY, "_names_to_collectors", {})
+        existing = known.get("medic_policy_events_total")
         _counter = existing or Counter(
             "medic_policy_events",
             "Events of medic's in-process policies (retries, breaker changes, rejections).",

@@ -181,9 +181,15 @@ def rules() -> tuple[Rule, ...]:
         return tuple(rule for chain in _table.values() for rule in chain)
 
 
+_MAX_CACHED_CLASSES = 4096  # classes made at run time must not grow the caches forever
+
+
 def _exception_chain(cls: type) -> tuple[Rule, ...]:
     chain = _mro_cache.get(cls)
     if chain is None:
+        if len(_mro_cache) >= _MAX_CACHED_CLASSES:
+            _mro_cache.clear()
+            _fixed_cache.clear()
         found: list[Rule] = []
         for base in cls.__mro__:
             found.extend(_table.get(("exception", f"{base.__module__}.{base.__qualname__}"), ()))
