@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import math
 from collections.abc import Awaitable, Callable
+from string import Template
 from typing import Any, ParamSpec, TypeVar, cast
 
 from medic.errors import EnvironmentFault, InvalidInput
@@ -45,45 +47,46 @@ class SharedStateUnavailable(EnvironmentFault):
     """Redis, which holds a shared breaker's or limiter's state, could not be used."""
 
 
-_BREAKER_LUA = """
+# The configuration is written into the script text ($threshold…), so a decision sends
+# only the operation and a generation: fewer arguments to encode and to parse, one
+# cached script per configuration. The clock is read only when the state needs it.
+_BREAKER_LUA = Template("""
 local key = KEYS[1]
 local op = ARGV[1]
-local threshold = tonumber(ARGV[2])
-local reset_ms = tonumber(ARGV[3])
-local trials = tonumber(ARGV[4])
-local needed = tonumber(ARGV[5])
-local call_gen = tonumber(ARGV[6])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local h = redis.call('HMGET', key, 'state', 'gen', 'failures', 'open_until', 'trials_left', 'successes')
+local h = redis.call('HMGET', key, 'state', 'gen', 'failures')
 local state = h[1] or 'closed'
 local gen = tonumber(h[2]) or 0
 local failures = tonumber(h[3]) or 0
-local open_until = tonumber(h[4]) or 0
+if op == 'admit' and state == 'closed' then
+  if failures == 0 then return gen end
+  return {1, state, gen, failures, ''}
+end
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function open()
   gen = gen + 1
-  redis.call('HSET', key, 'state', 'open', 'gen', gen, 'failures', 0, 'open_until', now + reset_ms)
-  return {0, 'open', gen, reset_ms, 'open'}
+  redis.call('HSET', key, 'state', 'open', 'gen', gen, 'failures', 0, 'open_until', now() + $reset_ms)
+  return {0, 'open', gen, $reset_ms, 'open'}
 end
 if op == 'admit' then
   local event = ''
   if state == 'open' then
-    if now < open_until then return {0, state, gen, open_until - now, ''} end
+    local t = now()
+    local open_until = tonumber(redis.call('HGET', key, 'open_until')) or 0
+    if t < open_until then return {0, state, gen, open_until - t, ''} end
     gen = gen + 1
     state = 'half-open'
-    redis.call('HSET', key, 'state', state, 'gen', gen, 'trials_left', trials, 'successes', 0)
+    redis.call('HSET', key, 'state', state, 'gen', gen, 'trials_left', $trials, 'successes', 0)
     event = 'half-open'
   end
-  if state == 'half-open' then
-    local left = tonumber(redis.call('HGET', key, 'trials_left')) or 0
-    if left <= 0 then return {0, state, gen, 0, event} end
-    redis.call('HINCRBY', key, 'trials_left', -1)
-    return {1, state, gen, 0, event}
-  end
-  if failures == 0 and event == '' then return gen end
-  return {1, state, gen, failures, event}
+  local left = tonumber(redis.call('HGET', key, 'trials_left')) or 0
+  if left <= 0 then return {0, state, gen, 0, event} end
+  redis.call('HINCRBY', key, 'trials_left', -1)
+  return {1, state, gen, 0, event}
 end
-if call_gen ~= gen then return {1, state, gen, 0, ''} end
+if tonumber(ARGV[2]) ~= gen then return {1, state, gen, 0, ''} end
 if op == 'abandon' then
   if state == 'half-open' then redis.call('HINCRBY', key, 'trials_left', 1) end
   return {1, state, gen, 0, ''}
@@ -91,7 +94,7 @@ end
 if state == 'closed' then
   if op == 'failure' then
     failures = redis.call('HINCRBY', key, 'failures', 1)
-    if failures >= threshold then return open() end
+    if failures >= $threshold then return open() end
   elseif failures > 0 then
     redis.call('HSET', key, 'failures', 0)
   end
@@ -100,36 +103,29 @@ end
 if state == 'half-open' then
   if op == 'failure' then return open() end
   local s = redis.call('HINCRBY', key, 'successes', 1)
-  if s >= needed then
+  if s >= $needed then
     gen = gen + 1
     redis.call('HSET', key, 'state', 'closed', 'gen', gen, 'failures', 0)
     return {1, 'closed', gen, s, 'closed'}
   end
 end
 return {1, state, gen, 0, ''}
-"""
+""")
 
-_BUCKET_LUA = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
+# The token bucket as GCRA: one number per key (the theoretical arrival time of the
+# next call), so a decision is one GET and, when admitted, one SET with an expiry.
+_BUCKET_LUA = Template("""
 local t = redis.call('TIME')
 local now = t[1] + t[2] / 1000000
-local tokens = burst
-local v = redis.call('GET', KEYS[1])
-if v then
-  local sep = string.find(v, ' ', 1, true)
-  tokens = math.min(burst, tonumber(string.sub(v, 1, sep - 1)) + math.max(0, now - tonumber(string.sub(v, sep + 1))) * rate)
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
+if tat < now then tat = now end
+tat = tat + tonumber(ARGV[1]) * $interval
+if tat - now <= $tolerance then
+  redis.call('SET', KEYS[1], string.format('%.6f', tat), 'PX', $ttl_ms)
+  return 0
 end
-local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-else
-  wait = math.ceil((cost - tokens) / rate * 1000)
-end
-redis.call('SET', KEYS[1], tokens .. ' ' .. now, 'PX', math.ceil(burst / rate * 1000) + 1000)
-return wait
-"""
+return math.ceil((tat - now - $tolerance) * 1000)
+""")
 
 
 class _Script:
@@ -175,7 +171,6 @@ class SharedCircuitBreaker:
     """A consecutive-failure circuit breaker whose state lives in Redis under `key`."""
 
     __slots__ = (
-        "_args",
         "_emitter",
         "_script",
         "fail_open",
@@ -221,12 +216,14 @@ class SharedCircuitBreaker:
         self.matcher = None if on is Exception else Matcher(on, need_retryable=False, what=key)
         self.fail_open = fail_open
         self.is_async = _is_async_client(client)
-        self._script = _Script(client, _BREAKER_LUA)
-        self._args = (
-            failure_threshold,
-            int(self.reset_timeout * 1000),
-            half_open_trials,
-            success_threshold,
+        self._script = _Script(
+            client,
+            _BREAKER_LUA.substitute(
+                threshold=failure_threshold,
+                reset_ms=int(self.reset_timeout * 1000),
+                trials=half_open_trials,
+                needed=success_threshold,
+            ),
         )
         self._emitter = Emitter(bus=bus, listeners=listeners, metrics=metrics)
 
@@ -237,7 +234,7 @@ class SharedCircuitBreaker:
         )
 
     def _argv(self, op: str, gen: int) -> tuple[Any, ...]:
-        return (op, *self._args, gen)
+        return (op,) if op == "admit" else (op, gen)
 
     def _unavailable(self, exc: Exception) -> SharedStateUnavailable:
         return SharedStateUnavailable(f"breaker {self.name!r}: Redis failed: {exc}")
@@ -352,7 +349,6 @@ class SharedRateLimiter:
 
     __slots__ = (
         "_emitter",
-        "_rate_arg",
         "_script",
         "burst",
         "is_async",
@@ -383,22 +379,25 @@ class SharedRateLimiter:
         self.period = check_positive("SharedRateLimiter: period", period)
         self.burst = limit if burst is None else burst
         self.rate = limit / self.period
-        self._rate_arg = repr(self.rate)
         self.name = name or prefix
         self.is_async = _is_async_client(client)
-        self._script = _Script(client, _BUCKET_LUA)
+        self._script = _Script(
+            client,
+            _BUCKET_LUA.substitute(
+                interval=repr(self.period / self.limit),
+                tolerance=repr(self.burst * self.period / self.limit * (1 + 1e-9)),
+                ttl_ms=math.ceil(self.burst * self.period / self.limit * 1000) + 1000,
+            ),
+        )
         self._emitter = Emitter(bus=bus, listeners=listeners, metrics=metrics)
 
     def __repr__(self) -> str:
         return f"SharedRateLimiter(prefix={self.prefix!r}, {self.limit}/{self.period}s)"
 
-    def _args(self, cost: float) -> tuple[Any, ...]:
-        return (self._rate_arg, self.burst, repr(float(cost)))
-
     def acquire(self, key: str = "", cost: float = 1.0) -> float:
         """One script call: 0.0 when admitted, else the seconds until it would be (sync client)."""
         try:
-            wait_ms = self._script(f"{self.prefix}:{key}", *self._args(cost))
+            wait_ms = self._script(f"{self.prefix}:{key}", cost)
         except Exception as exc:
             raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
         return int(wait_ms) / 1000
@@ -406,7 +405,7 @@ class SharedRateLimiter:
     async def aacquire(self, key: str = "", cost: float = 1.0) -> float:
         """`acquire` with an asyncio Redis client."""
         try:
-            wait_ms = await self._script.acall(f"{self.prefix}:{key}", *self._args(cost))
+            wait_ms = await self._script.acall(f"{self.prefix}:{key}", cost)
         except Exception as exc:
             raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
         return int(wait_ms) / 1000
