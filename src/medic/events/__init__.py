@@ -9,6 +9,7 @@ from medic.events._policy import (
     FallbackUsed,
     PolicyEvent,
     RetryAttempted,
+    policy_signal,
 )
 from medic.events._signal import Action, ExceptionInfo, Frame, Signal
 
@@ -25,4 +26,5 @@ __all__ = [
     "PolicyEvent",
     "RetryAttempted",
     "Signal",
+    "policy_signal",
 ]

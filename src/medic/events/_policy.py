@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from medic.events._signal import Action, ExceptionInfo, Signal
 from medic.taxonomy import Kind
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "FallbackUsed",
     "PolicyEvent",
     "RetryAttempted",
+    "policy_signal",
 ]
 
 
@@ -89,3 +91,54 @@ class FallbackUsed(PolicyEvent):
 
     error_type: str
     kind: Kind
+
+
+def policy_signal(event: PolicyEvent, *, service: str) -> Signal | None:
+    """The signal a policy event means for the tracker, or None when it means nothing there.
+
+    A breaker opening triggers an incident keyed by the breaker; its closing
+    resolves that incident (the same `dedup_key`). A retry that gave up and a
+    timeout trigger with their failure kind. Attempts that will be retried,
+    half-opens and single rejections are the policy working, not new failures.
+    """
+    tags = {"policy": event.policy}
+    if isinstance(event, CircuitOpened):
+        return Signal(
+            service,
+            f"circuit {event.policy} opened: {event.reason}",
+            kind=Kind.DEPENDENCY,
+            source="policy",
+            dedup_key=f"circuit:{service}:{event.policy}",
+            reason="circuit-open",
+            tags=tags,
+        )
+    if isinstance(event, CircuitClosed):
+        return Signal(
+            service,
+            f"circuit {event.policy} closed after {event.successes} successful trials",
+            kind=Kind.DEPENDENCY,
+            source="policy",
+            dedup_key=f"circuit:{service}:{event.policy}",
+            action=Action.RESOLVE,
+            tags=tags,
+        )
+    if isinstance(event, RetryAttempted) and not event.will_retry:
+        return Signal(
+            service,
+            f"{event.error_type}: {event.error}",
+            kind=event.kind,
+            source="policy",
+            reason="retries-exhausted",
+            exception=ExceptionInfo(event.error_type, event.error),
+            tags={**tags, "attempts": str(event.attempt)},
+        )
+    if isinstance(event, CallTimedOut):
+        return Signal(
+            service,
+            f"{event.policy}: no answer within {event.seconds}s",
+            kind=Kind.TIMEOUT,
+            source="policy",
+            reason="timeout",
+            tags=tags,
+        )
+    return None
