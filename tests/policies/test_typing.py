@@ -8,7 +8,7 @@ import pytest
 
 api = pytest.importorskip("mypy.api")
 
-SNIPPET = '''
+SNIPPET = """
 from medic.policies import Bulkhead, CircuitBreaker, fallback, pipeline, retry, timeout
 
 @retry(on=ConnectionError)
@@ -27,14 +27,14 @@ reveal_type(add)
 reveal_type(fetch)
 add("1", 2)
 fetch(url=3).close()
-'''
+"""
 
 
 def test_mypy_sees_through_every_policy(tmp_path: Path) -> None:
     """mypy --strict reports the original signatures and flags wrong arguments."""
     source = tmp_path / "snippet.py"
     source.write_text(SNIPPET)
-    out, err, _ = api.run(["--strict", "--no-incremental", "--follow-imports=silent", str(source)])
+    out, _err, _ = api.run(["--strict", "--no-incremental", "--follow-imports=silent", str(source)])
     assert 'Revealed type is "def (a: int, b: int) -> int"' in out, out
     assert "def (url: str, *, tries: int =) -> typing.Coroutine[Any, Any, bytes]" in out, out
     assert 'Argument 1 to "add" has incompatible type "str"; expected "int"' in out, out
