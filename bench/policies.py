@@ -588,6 +588,19 @@ def _() -> Any:
     return lambda: acquire(next(cycle))
 
 
+@row(
+    G_RL,
+    "reference: bare dict.get over the same 500,000 keys",
+    expect=None,
+    note="the memory floor: what one lookup in a 500k-key dict costs, with no limiter at all",
+)
+def _() -> Any:
+    table = {f"user-{i}": 1.0 for i in range(500_000)}
+    cycle = itertools.cycle(list(table))
+    get = table.get
+    return lambda: get(next(cycle))
+
+
 @row(G_RL, "limits FixedWindow hit()", expect=True)
 def _() -> Any:
     from limits import parse, storage, strategies
@@ -836,7 +849,8 @@ def summarise(rows: list[Row]) -> list[dict[str, Any]]:
             continue
         ref = medic_rows[0]
         for i in members:
-            if not i["name"].startswith("medic") and ref["overhead_ns"] > 0:
+            rival = not i["name"].startswith(("medic", "reference"))
+            if rival and ref["overhead_ns"] > 0:
                 i["overhead_vs_medic"] = round(i["overhead_ns"] / ref["overhead_ns"], 1)
                 i["compared_with"] = ref["name"]
     return out
