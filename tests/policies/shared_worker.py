@@ -1,7 +1,7 @@
 """A separate process using a Redis-shared breaker or limiter (driven by test_redis.py).
 
-Usage: python shared_worker.py URL KEY MODE
-Waits on a Redis barrier, does its MODE, prints one JSON line with what happened.
+Usage: python shared_worker.py URL KEY MODE PHASE
+Says it is ready, waits for its phase's go on Redis, does its MODE, prints one JSON line.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from medic.policies import CircuitOpen, SharedCircuitBreaker, SharedRateLimiter
 
 
 def main() -> None:
-    url, key, mode = sys.argv[1:4]
+    url, key, mode, phase = sys.argv[1:5]
     client = redis.Redis.from_url(url)
     breaker = SharedCircuitBreaker(client, key=key, failure_threshold=3, reset_timeout=1.0)
     ran = 0
@@ -34,8 +34,8 @@ def main() -> None:
         time.sleep(1.0)
         return "ok"
 
-    client.incr(f"{key}:ready")
-    client.blpop([f"{key}:go"], timeout=30)
+    client.incr(f"{key}:{phase}:ready")
+    client.blpop([f"{key}:{phase}:go"], timeout=60)
     outcome: dict[str, object] = {"mode": mode}
     if mode == "fail":
         errors = []

@@ -163,6 +163,22 @@ def test_failover_lets_the_last_real_error_through() -> None:
         a()
 
 
+def test_sync_and_async_cannot_be_mixed() -> None:
+    """An async answer for a sync call (or mixed alternatives) is refused when decorating."""
+
+    async def rescue(exc: Exception) -> str:
+        return "never awaited"
+
+    with pytest.raises(InvalidInput, match="async fallback"):
+        fallback(handler=rescue)(lambda: "x")
+
+    async def alt() -> str:
+        return "alt"
+
+    with pytest.raises(InvalidInput, match="mix"):
+        failover(alt)(lambda: "primary")
+
+
 # -- bulkhead --------------------------------------------------------------------------
 
 

@@ -41,41 +41,50 @@ def key(client: Any) -> Iterator[str]:
         client.delete(k)
 
 
-def run_phase(client: Any, redis_url: str, key: str, modes: list[str]) -> list[dict[str, Any]]:
-    """Start one process per mode, release them together, collect their JSON lines."""
-    client.delete(f"{key}:ready", f"{key}:go")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), redis_url, key, mode],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for mode in modes
-    ]
-    deadline = time.monotonic() + 60
-    while int(client.get(f"{key}:ready") or 0) < len(modes):
-        assert time.monotonic() < deadline, "workers did not start"
-        time.sleep(0.02)
-    client.rpush(f"{key}:go", *["go"] * len(modes))
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+class Phase:
+    """Worker processes started and ready (imports done), released together by `go`."""
+
+    def __init__(self, client: Any, redis_url: str, key: str, name: str, modes: list[str]) -> None:
+        self.client, self.key, self.name = client, key, name
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, str(WORKER), redis_url, key, mode, name],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for mode in modes
+        ]
+        deadline = time.monotonic() + 60
+        while int(client.get(f"{key}:{name}:ready") or 0) < len(modes):
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.02)
+
+    def go(self) -> list[dict[str, Any]]:
+        self.client.rpush(f"{self.key}:{self.name}:go", *["go"] * len(self.procs))
+        results = []
+        for proc in self.procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
 
 
 @pytest.mark.slow
 def test_one_breaker_shared_by_three_processes(client: Any, redis_url: str, key: str) -> None:
     """Process A trips it; B and C are refused without calling; exactly one half-open trial runs."""
-    (tripper,) = run_phase(client, redis_url, key, ["fail"])
+    trip = Phase(client, redis_url, key, "trip", ["fail"])
+    probe = Phase(client, redis_url, key, "probe", ["probe", "probe"])
+    trial = Phase(client, redis_url, key, "trial", ["trial", "trial", "trial"])
+    (tripper,) = trip.go()
+    opened_at = time.monotonic()
     assert tripper["errors"] == ["ConnectionError"] * 3
-    probes = run_phase(client, redis_url, key, ["probe", "probe"])
+    probes = probe.go()
+    assert time.monotonic() - opened_at < 1.0, "too slow to observe the open period"
     assert [p["result"] for p in probes] == ["rejected", "rejected"]
     assert sum(p["ran"] for p in probes) == 0
-    time.sleep(1.1)  # the open period (1 s) ends
-    trials = run_phase(client, redis_url, key, ["trial", "trial", "trial"])
+    time.sleep(max(0.0, opened_at + 1.1 - time.monotonic()))  # the open period (1 s) ends
+    trials = trial.go()
     assert sorted(t["result"] for t in trials) == ["ok", "rejected", "rejected"]
     assert sum(t["ran"] for t in trials) == 1
     assert client.hget(key, "state") == b"closed"
@@ -86,7 +95,7 @@ def test_shared_limiter_admits_exactly_the_limit_across_processes(
     client: Any, redis_url: str, key: str
 ) -> None:
     """Three processes × 10 tries against a limit of 10: exactly 10 admitted in total."""
-    results = run_phase(client, redis_url, key, ["limit", "limit", "limit"])
+    results = Phase(client, redis_url, key, "limit", ["limit", "limit", "limit"]).go()
     assert sum(r["admitted"] for r in results) == 10
 
 

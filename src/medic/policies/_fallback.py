@@ -87,6 +87,9 @@ class Fallback:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate `fn` (sync or async); an async fallback answer is awaited."""
         answer = self._answer
+        handlers = [self.handler, *self.per_kind.values()]
+        if not is_async(fn) and any(callable(h) and is_async(h) for h in handlers):
+            raise InvalidInput(f"{self.name}: an async fallback cannot answer for a sync function")
         if is_async(fn):
             afn = cast(Callable[..., Awaitable[Any]], fn)
 
@@ -205,6 +208,8 @@ class Failover:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorate the primary `fn`: it is tried first, then each alternative in order."""
         chain = (fn, *self.alternatives)
+        if len({is_async(f) for f in chain}) > 1:
+            raise InvalidInput(f"{self.name}: mix of sync and async alternatives")
         breakers = self.breakers_for(len(chain))
         guarded = [b(f) for b, f in zip(breakers, chain, strict=True)]
         matcher = Matcher(self.on, need_retryable=False, what="failover")
