@@ -16,8 +16,8 @@ Method (the same as the research harness that measured the rivals):
 * each operation is checked before timing (success paths return 1, fail-once
   rows really fail once, limiter rows are admitted).
 
-Run:  .venv/bin/python bench/policies.py            (writes bench/results/policies.json)
-      .venv/bin/python bench/policies.py --rounds 15 --sample-ms 2   (a quick look)
+Run:  .venv/bin/python bench/policies.py            (3 runs; writes bench/results/policies.json)
+      .venv/bin/python bench/policies.py --runs 1 --rounds 15 --sample-ms 2 --json /tmp/quick.json
 Redis rows use MEDIC_BENCH_REDIS (default redis://127.0.0.1:6379/0) and are skipped
 when nothing listens there.
 """
@@ -813,34 +813,50 @@ def machine() -> dict[str, Any]:
 
 
 def summarise(rows: list[Row]) -> list[dict[str, Any]]:
+    """One run: per row, the median over rounds and the paired overhead over the baseline."""
     baselines = {r.group: r for r in rows if r.baseline}
     out = []
     for r in rows:
         base = baselines[r.group]
         overhead = [a - b for a, b in zip(r.samples, base.samples, strict=True)]
-        med = statistics.median(r.samples)
-        over = statistics.median(overhead)
         samples = sorted(r.samples)
-        item: dict[str, Any] = {
-            "group": r.group,
-            "name": r.name,
-            "baseline": r.baseline,
-            "median_ns": round(med, 1),
-            "p95_ns": round(samples[min(len(samples) - 1, int(len(samples) * 0.95))], 1),
-            "overhead_ns": round(over, 1),
-            "ratio_to_baseline": round(med / statistics.median(base.samples), 3),
-            "calls_per_sample": r.n,
-            "rounds": len(r.samples),
-            "note": r.note,
-        }
-        if r.target_ns is not None:
-            if r.target_ns < 0:  # a ratio target: at most |target| × the baseline
-                item["target"] = f"<= {-r.target_ns}x baseline"
-                item["met"] = item["ratio_to_baseline"] <= -r.target_ns
+        out.append(
+            {
+                "group": r.group,
+                "name": r.name,
+                "baseline": r.baseline,
+                "median_ns": statistics.median(r.samples),
+                "p95_ns": samples[min(len(samples) - 1, int(len(samples) * 0.95))],
+                "overhead_ns": statistics.median(overhead),
+                "ratio_to_baseline": statistics.median(r.samples) / statistics.median(base.samples),
+                "calls_per_sample": r.n,
+                "rounds": len(r.samples),
+                "note": r.note,
+                "target_ns": r.target_ns,
+            }
+        )
+    return out
+
+
+def combine(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Several runs: the median of the run medians per row, then targets and rival ratios."""
+    out = []
+    for items in zip(*runs, strict=True):
+        first = dict(items[0])
+        for stat in ("median_ns", "p95_ns", "overhead_ns", "ratio_to_baseline"):
+            values = [i[stat] for i in items]
+            first[stat] = round(statistics.median(values), 3 if stat == "ratio_to_baseline" else 1)
+            if stat == "overhead_ns":
+                first["overhead_ns_runs"] = [round(v, 1) for v in values]
+        target = first.pop("target_ns")
+        if target is not None:
+            if target < 0:  # a ratio target: at most |target| x the baseline
+                first["target"] = f"<= {-target}x baseline"
+                first["met"] = first["ratio_to_baseline"] <= -target
             else:
-                item["target"] = f"<= {r.target_ns:g} ns overhead"
-                item["met"] = over <= r.target_ns
-        out.append(item)
+                first["target"] = f"<= {target:g} ns overhead"
+                first["met"] = first["overhead_ns"] <= target
+        out.append(first)
     # The ratio each rival's overhead bears to medic's first row of the group.
     for group in {i["group"] for i in out}:
         members = [i for i in out if i["group"] == group and not i["baseline"]]
@@ -885,6 +901,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--sample-ms", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3, help="whole runs, combined by median")
     parser.add_argument("--thread-reps", type=int, default=5)
     parser.add_argument("--json", type=Path, default=RESULTS)
     parser.add_argument("--only", default="", help="run only groups whose title contains this")
@@ -898,20 +915,32 @@ def main() -> None:
     console.print(
         f"{env['cpu']} · {env['cores']} cores · Python {env['python']} · load {env['load_average']}"
     )
-    gc.collect()
     started = time.monotonic()
-    measure(rows, args.rounds, args.sample_ms, args.seed)
-    results = summarise(rows)
+    runs, loads = [], []
+    for run in range(args.runs):
+        for r in rows:
+            r.samples, r.op, r.n = [], None, 0
+        gc.collect()
+        loads.append(os.getloadavg())
+        console.print(f"run {run + 1}/{args.runs} · load {loads[-1]}")
+        measure(rows, args.rounds, args.sample_ms, args.seed + run)
+        runs.append(summarise(rows))
+    results = combine(runs)
     threads = threads_check(args.thread_reps)
     show(console, results, threads)
     medic_threads = next(t for t in threads if t["name"].startswith("medic"))
     report = {
         "machine": env,
         "method": {
+            "runs": args.runs,
             "rounds": args.rounds,
             "sample_ms": args.sample_ms,
             "seed": args.seed,
-            "statistic": "median over rounds; overhead paired per round against the group baseline",
+            "load_average_per_run": loads,
+            "statistic": (
+                "per run: median over rounds, overhead paired per round against the group "
+                "baseline; across runs: the median of the run medians"
+            ),
         },
         "rows": results,
         "threads": threads,
