@@ -11,8 +11,9 @@ Method (the same as the research harness that measured the rivals):
   a sample runs it n times in a tight loop, n calibrated to ~--sample-ms;
 * every round samples every row once, in a fresh random order, so drift and
   noisy neighbours on a shared machine hit all rows alike;
-* per row: the median ns/op over the rounds, and the overhead over the
-  group's baseline computed round by round (paired), then its median;
+* per row: the median ns/op over the rounds, and the overhead (and ratio) over
+  the group's baseline computed round by round (paired), then its median;
+* three whole runs by default, combined as the median of the run medians;
 * each operation is checked before timing (success paths return 1, fail-once
   rows really fail once, limiter rows are admitted).
 
@@ -786,6 +787,39 @@ def threads_check(reps: int) -> list[dict[str, Any]]:
     return out
 
 
+def redis_server_side(calls: int = 3000) -> dict[str, Any] | None:
+    """Server time per command from INFO commandstats (deltas, so nothing is reset).
+
+    The client-side round trip on a loaded 2-core machine swings by more than the
+    script costs; the server's own accounting does not.
+    """
+    if not _redis_up():
+        return None
+    client = _redis()
+    limiter = mp.SharedRateLimiter(client, prefix=_bench_key(), limit=10**9)
+    breaker_call = mp.SharedCircuitBreaker(client, key=_bench_key())(f)
+    out: dict[str, Any] = {}
+    for name, op, command in (
+        ("PING", client.ping, "cmdstat_ping"),
+        ("SharedRateLimiter.acquire", limiter.acquire, "cmdstat_evalsha"),
+        ("SharedCircuitBreaker success path", breaker_call, "cmdstat_evalsha"),
+    ):
+        op()
+        before = client.info("commandstats").get(command, {"calls": 0, "usec": 0})
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            op()
+        wall = (time.perf_counter_ns() - t0) / calls / 1000
+        after = client.info("commandstats")[command]
+        served = after["calls"] - before["calls"]
+        out[name] = {
+            "server_usec_per_call": round((after["usec"] - before["usec"]) / max(served, 1), 2),
+            "client_mean_round_trip_usec": round(wall, 1),
+        }
+    client.close()
+    return out
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor()
     try:
@@ -828,7 +862,10 @@ def summarise(rows: list[Row]) -> list[dict[str, Any]]:
                 "median_ns": statistics.median(r.samples),
                 "p95_ns": samples[min(len(samples) - 1, int(len(samples) * 0.95))],
                 "overhead_ns": statistics.median(overhead),
-                "ratio_to_baseline": statistics.median(r.samples) / statistics.median(base.samples),
+                # paired like the overhead: the median of per-round ratios
+                "ratio_to_baseline": statistics.median(
+                    a / b for a, b in zip(r.samples, base.samples, strict=True)
+                ),
                 "calls_per_sample": r.n,
                 "rounds": len(r.samples),
                 "note": r.note,
@@ -927,6 +964,10 @@ def main() -> None:
         runs.append(summarise(rows))
     results = combine(runs)
     threads = threads_check(args.thread_reps)
+    server_side = redis_server_side() if args.only in G_REDIS else None
+    if server_side:
+        for name, numbers in server_side.items():
+            console.print(f"Redis server time, {name}: {numbers}")
     show(console, results, threads)
     medic_threads = next(t for t in threads if t["name"].startswith("medic"))
     report = {
@@ -944,6 +985,7 @@ def main() -> None:
         },
         "rows": results,
         "threads": threads,
+        "redis_server_side": server_side,
         "threads_target_s": 0.13,
         "threads_met": medic_threads["median_s"] <= 0.13,
         "wall_s": round(time.monotonic() - started, 1),
