@@ -239,6 +239,18 @@ async def test_async_bulkhead_queues_tasks() -> None:
     assert bulkhead.active == 0
 
 
+async def test_async_bulkhead_wait_is_bounded() -> None:
+    """A task waiting past max_wait gets BulkheadFull and leaves no waiter behind."""
+    bulkhead = Bulkhead(max_concurrent=1, max_wait=0.05, max_waiting=1)
+    await bulkhead.aacquire()
+    with pytest.raises(BulkheadFull):
+        await bulkhead.aacquire()
+    assert bulkhead.waiting == 0
+    bulkhead.release()
+    await bulkhead.aacquire()
+    assert bulkhead.active == 1
+
+
 # -- rate limiter ----------------------------------------------------------------------
 
 
@@ -333,6 +345,16 @@ async def test_async_queue_producer_and_consumer() -> None:
     assert len(queue) == 0
     with pytest.raises(TimeoutError):
         await queue.aget(timeout=0.01)
+
+
+async def test_async_put_on_a_full_blocking_queue_times_out() -> None:
+    """aput waits on the loop, then refuses with QueueFull once put_timeout passes."""
+    queue = BoundedQueue[int](maxsize=1, put_timeout=0.05)
+    await queue.aput(1)
+    with pytest.raises(QueueFull):
+        await queue.aput(2)
+    assert queue.rejected == 1
+    assert await queue.aget(timeout=1) == 1
 
 
 # -- pipeline --------------------------------------------------------------------------

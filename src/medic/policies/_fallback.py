@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, cast
 
 from medic.clock import Clock, system_clock
-from medic.errors import InvalidInput
+from medic.errors import InvalidInput, MedicInternalError
 from medic.events import FallbackUsed
 from medic.policies._breaker import CircuitBreaker
 from medic.policies._core import (
@@ -229,8 +229,7 @@ class Failover:
                         if matcher.match(exc) is None:
                             raise
                         last = exc
-                assert last is not None
-                raise last
+                raise last or MedicInternalError("failover tried no alternative")
 
             afailover.breakers = breakers  # type: ignore[attr-defined]
             return cast(Callable[P, R], afailover)
@@ -247,8 +246,7 @@ class Failover:
                     if matcher.match(exc) is None:
                         raise
                     last = exc
-            assert last is not None
-            raise last
+            raise last or MedicInternalError("failover tried no alternative")
 
         with_failover.breakers = breakers  # type: ignore[attr-defined]
         return cast(Callable[P, R], with_failover)
