@@ -271,10 +271,11 @@ class CircuitBreaker:
         if self._state is _O and now < self._open_until:
             raise self._reject(self._open_until - now)
         event: PolicyEvent | None = None
+        retry_after: float | None = None
         with self._lock:
             if self._state is _O:
-                if now < self._open_until:
-                    gen = -1
+                if now < self._open_until:  # re-opened by another thread meanwhile
+                    gen, retry_after = -1, self._open_until - now
                 else:
                     self._move(_H)
                     self._trials_left = self.half_open_trials
@@ -291,7 +292,7 @@ class CircuitBreaker:
         if event is not None:
             self._emitter.emit(event)
         if gen < 0:
-            raise self._reject(None)
+            raise self._reject(retry_after)
         return gen
 
     # -- outcomes --------------------------------------------------------------------
