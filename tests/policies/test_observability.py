@@ -96,3 +96,17 @@ def test_public_surface() -> None:
     for name in medic.policies.__all__:
         assert getattr(medic.policies, name) is not None
     assert "CircuitBreaker(name='b'" in repr(CircuitBreaker(name="b"))
+
+
+def test_import_policies_stays_light() -> None:
+    """`import medic.policies` loads no client library, no Prometheus and not the bus."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, medic.policies;"
+        "print([m for m in ('redis', 'prometheus_client', 'httpx', 'sqlalchemy', 'medic.bus') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
