@@ -421,3 +421,11 @@ async def test_async_pipeline_with_every_async_policy() -> None:
         Bulkhead(max_concurrent=4),
     )(flaky)
     assert await protected() == "ok"
+
+
+def test_limiter_lock_survives_an_unhashable_key() -> None:
+    """A bad key raises TypeError and leaves the limiter usable (the lock is released)."""
+    limiter = RateLimiter(limit=5, clock=FakeClock())
+    with pytest.raises(TypeError):
+        limiter.acquire(["not", "hashable"])  # type: ignore[arg-type]
+    assert limiter.acquire("fine")

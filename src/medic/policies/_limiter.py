@@ -116,7 +116,8 @@ class RateLimiter:
         # The token bucket as GCRA: one float per key (the theoretical arrival time of
         # the next call), so a decision is one dict lookup and one float, and half a
         # million keys cost no more cache misses per decision than one key.
-        state, lock, mono = self._tat, self._lock, self._mono
+        state, mono = self._tat, self._mono
+        lock_acquire, lock_release = self._lock.acquire, self._lock.release
         interval = self.period / self.limit
         # A hair of slack so that float rounding never refuses the last token of a burst.
         tolerance, max_keys = self.burst * interval * (1 + 1e-9), self.max_keys
@@ -124,7 +125,8 @@ class RateLimiter:
         def acquire(key: str = "", cost: float = 1.0) -> bool:
             """Take `cost` tokens for `key` if there are enough; never waits."""
             now = mono()
-            with lock:
+            lock_acquire()  # acquire/try/finally: ~100 ns cheaper than `with lock`
+            try:
                 tat = state.get(key)
                 if tat is None:
                     if len(state) >= max_keys:
@@ -137,18 +139,22 @@ class RateLimiter:
                     state[key] = tat
                     return True
                 return False
+            finally:
+                lock_release()
 
         return acquire
 
     def _sliding(self) -> Callable[..., bool]:
-        state, lock, mono = self._state, self._lock, self._mono
+        state, mono = self._state, self._mono
+        lock_acquire, lock_release = self._lock.acquire, self._lock.release
         period, limit, max_keys = self.period, float(self.limit), self.max_keys
 
         def acquire(key: str = "", cost: float = 1.0) -> bool:
             """Count `cost` calls for `key` if the sliding window has room; never waits."""
             position = mono() / period
             epoch = float(int(position))
-            with lock:
+            lock_acquire()
+            try:
                 entry = state.get(key)
                 if entry is None:
                     if len(state) >= max_keys:
@@ -162,6 +168,8 @@ class RateLimiter:
                     entry[2] += cost
                     return True
                 return False
+            finally:
+                lock_release()
 
         return acquire
 
