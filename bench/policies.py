@@ -18,7 +18,7 @@ Method (the same as the research harness that measured the rivals):
   rows really fail once, limiter rows are admitted).
 
 Run:  .venv/bin/python bench/policies.py            (3 runs; writes bench/results/policies.json)
-      .venv/bin/python bench/policies.py --runs 1 --rounds 15 --sample-ms 2 --json /tmp/quick.json
+      .venv/bin/python bench/policies.py --runs 1 --rounds 15 --sample-ms 2 --json bench/results/quick.tmp
 Redis rows use MEDIC_BENCH_REDIS (default redis://127.0.0.1:6379/0) and are skipped
 when nothing listens there.
 """
