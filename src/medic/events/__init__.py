@@ -8,6 +8,17 @@ from medic.events._alerts import (
     NotificationKind,
 )
 from medic.events._health import HealthEvent, ServiceHealthy, ServiceUnhealthy
+from medic.events._policy import (
+    CallRejected,
+    CallTimedOut,
+    CircuitClosed,
+    CircuitHalfOpened,
+    CircuitOpened,
+    FallbackUsed,
+    PolicyEvent,
+    RetryAttempted,
+    policy_signal,
+)
 from medic.events._process import (
     ProcessEvent,
     ServiceExited,
@@ -25,14 +36,22 @@ from medic.events._signal import Action, ExceptionInfo, Frame, Signal
 __all__ = [
     "Action",
     "AlertLevel",
+    "CallRejected",
+    "CallTimedOut",
+    "CircuitClosed",
+    "CircuitHalfOpened",
+    "CircuitOpened",
     "Delivery",
     "DeliveryStatus",
     "ExceptionInfo",
+    "FallbackUsed",
     "Frame",
     "HealthEvent",
     "Notification",
     "NotificationKind",
+    "PolicyEvent",
     "ProcessEvent",
+    "RetryAttempted",
     "ServiceExited",
     "ServiceFailover",
     "ServiceFatal",
@@ -45,4 +64,5 @@ __all__ = [
     "ServiceUnhealthy",
     "Signal",
     "SupervisorUncleanStop",
+    "policy_signal",
 ]
