@@ -72,19 +72,24 @@ class _SafeLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str):
+        # Keys are taken as written: in YAML 1.1 a bare `on:` key would be the boolean True.
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping, got {node.id}", node.start_mark
+            )
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"keys must be strings, got {key!r}", key_node.start_mark
+                    None, None, "keys must be plain strings", key_node.start_mark
                 )
-            if key in seen:
+            key = str(key_node.value)
+            if key in out:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
                 )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+            out[key] = self.construct_object(value_node, deep=deep)
+        return out
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -236,6 +241,7 @@ def parse_runbook(data: Any, *, source: str) -> Runbook:
     if not _NAME.fullmatch(name):
         c.fail("name", f"{name!r}: expected lowercase letters, digits, '-', '_' or '.', ≤ 64")
     description = c.text(top.get("description", ""), "description", empty=True)
+    applies_to = _applies_to(c, top.get("applies_to", {}))
     variables = _variables(c, top.get("variables", {}))
     known = set(variables) | INCIDENT_VARIABLES
     raw_steps = top["steps"]
@@ -248,7 +254,7 @@ def parse_runbook(data: Any, *, source: str) -> Runbook:
         name=name,
         description=description,
         steps=steps,
-        applies_to=_applies_to(c, top.get("applies_to", {})),
+        applies_to=applies_to,
         variables=variables,
         source=source,
     )
