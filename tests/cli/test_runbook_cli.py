@@ -240,3 +240,31 @@ def test_real_medic_process_dry_run(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "restore the newest backup: planned" in out.stdout
     assert tree_hash(store) == before
+
+
+def test_every_command_in_the_docs_runs(tmp_path: Path) -> None:
+    """Each command in docs/runbooks.md's shell blocks exits 0, run in order as a reader would."""
+    import re
+
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    text = (ROOT / "docs" / "runbooks.md").read_text()
+    lines = [
+        line
+        for block in re.findall(r"```sh\n(.*?)```", text, re.S)
+        for line in block.strip().splitlines()
+    ]
+    assert any(line.startswith("medic runbook run") for line in lines)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MEDIC_STORE", None)
+    for line in lines:
+        done = subprocess.run(
+            line,
+            shell=True,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"

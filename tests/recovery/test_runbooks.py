@@ -23,8 +23,6 @@ from medic.errors import InvalidInput
 from medic.events import Signal
 from medic.recovery import (
     Escalator,
-    Ladder,
-    Level,
     MedicActionSet,
     RunbookLevelAction,
     RunbookRunner,
@@ -415,44 +413,38 @@ def test_matching_uses_service_kind_severity_and_fingerprint() -> None:
     assert matching_runbooks(books, service="x", fingerprints=["abc", "q"]) == [c]
 
 
-def test_level_two_runs_matching_non_destructive_runbooks(
-    incident_tracker: tuple[Tracker, IncidentView], tmp_path: Path
-) -> None:
-    """At L2 the escalator runs the matching safe runbook and only notes the destructive one."""
-    tracker, incident = incident_tracker
-    safe = parse_runbook(
-        {
-            "name": "safe",
-            "applies_to": {"service": "demo-store", "kind": "data-integrity"},
-            "steps": [step("fix", touch(tmp_path / "safe"))],
-        },
-        source="safe.yaml",
-    )
-    risky = parse_runbook(
-        {
-            "name": "risky",
-            "applies_to": {"service": "demo-store"},
-            "steps": [step("wipe", touch(tmp_path / "risky"), destructive=True)],
-        },
-        source="risky.yaml",
-    )
-    other = parse_runbook(
-        {
-            "name": "other",
-            "applies_to": {"service": "api"},
-            "steps": [step("x", touch(tmp_path / "other"))],
-        },
-        source="other.yaml",
-    )
+def test_level_two_runs_matching_non_destructive_runbooks(tmp_path: Path) -> None:
+    """When the escalator reaches L2 it runs the matching safe runbook and only notes the destructive one."""
+
+    def rb(name: str, applies: dict[str, Any], **flags: Any) -> Any:
+        steps = [step("s", touch(tmp_path / name), **flags)]
+        return parse_runbook({"name": name, "applies_to": applies, "steps": steps}, source=name)
+
+    books = [
+        rb("safe", {"service": "demo-store", "kind": "data-integrity"}),
+        rb("risky", {"service": "demo-store"}, destructive=True),
+        rb("other", {"service": "api"}),
+    ]
     clock = FakeClock()
-    ladder = Ladder((Level(1, "auto", None), Level(2, "runbook", None)))
-    action = RunbookLevelAction(runbooks=[safe, risky, other], tracker=tracker)
-    asyncio.run(action(incident, ladder.at(2), 0))
-    assert (tmp_path / "safe").exists()
-    assert not (tmp_path / "risky").exists()
-    assert not (tmp_path / "other").exists()
-    messages = [e.message for e in tracker.timeline(incident.id)]
-    assert any("runbook risky matches but has destructive steps" in m for m in messages)
-    assert [a.action for a in tracker.recovery_attempts(incident.id)] == ["runbook:safe"]
-    # It has the shape of an Escalator action.
-    Escalator(tracker=tracker, ladder=ladder, actions={2: action}, clock=clock)
+    with temporary_tracker(clock=clock) as tracker:
+        r = tracker.record(
+            Signal(
+                service="demo-store",
+                message="NaN",
+                kind=Kind.DATA_INTEGRITY,
+                severity=Severity.SEV2,
+            )
+        )
+        assert r.incident_id is not None
+        action = RunbookLevelAction(runbooks=books, tracker=tracker, clock=clock)
+        esc = Escalator(tracker=tracker, actions={2: action}, clock=clock)
+        assert asyncio.run(esc.tick()) == []  # L1 armed
+        assert not (tmp_path / "safe").exists()
+        clock.advance(15 * 60)
+        assert [f.level for f in asyncio.run(esc.tick())] == [2]
+        assert (tmp_path / "safe").exists()
+        assert not (tmp_path / "risky").exists()
+        assert not (tmp_path / "other").exists()
+        messages = [e.message for e in tracker.timeline(r.incident_id)]
+        assert any("runbook risky matches but has destructive steps" in m for m in messages)
+        assert [a.action for a in tracker.recovery_attempts(r.incident_id)] == ["runbook:safe"]

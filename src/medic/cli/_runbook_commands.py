@@ -17,7 +17,7 @@ import click
 from rich.text import Text
 
 from medic.cli._main import Obj, cli
-from medic.cli._render import console, echo_json, json_option, open_tracker, table
+from medic.cli._render import actor_option, console, echo_json, json_option, open_tracker, table
 from medic.config import load_runbooks
 from medic.errors import InvalidInput, NotFound
 from medic.recovery import (
@@ -200,6 +200,7 @@ def _print_result(result: RunbookResult) -> None:
 @click.option("--yes", is_flag=True, help="Run destructive steps without asking.")
 @click.option("--incident", "incident_id", type=int, help="Record every step on this incident.")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
+@actor_option
 @json_option
 @click.pass_context
 def run_command(
@@ -210,6 +211,7 @@ def run_command(
     yes: bool,
     incident_id: int | None,
     variables: tuple[str, ...],
+    actor: str,
     as_json: bool,
 ) -> None:
     """Run a runbook's steps in order; the first failed step or verification stops it.
@@ -222,7 +224,7 @@ def run_command(
     tracker = open_tracker(ctx) if incident_id is not None else None
     incident = tracker.incident(incident_id) if tracker and incident_id is not None else None
     runner = RunbookRunner(
-        actions=MedicActionSet(context="the medic CLI"), tracker=tracker, actor="cli"
+        actions=MedicActionSet(context="the medic CLI"), tracker=tracker, actor=actor
     )
     confirm: bool | Any = True if yes else (_ask if sys.stdin.isatty() and not as_json else False)
     result = asyncio.run(
