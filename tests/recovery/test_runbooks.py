@@ -304,6 +304,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self) -> None:
+        if self.path == "/slow":
+            time.sleep(1.5)  # the client has given up by now; it is gone
+            self.close_connection = True
+            return
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b'{"indices": "ok"}')
@@ -354,6 +358,33 @@ def test_http_action_with_unexpected_status_fails(http_server: str) -> None:
     result = run(RunbookRunner(), rb)
     assert result.outcome is StepOutcome.FAILURE
     assert "HTTP 202, expected 200" in result.steps[0].reason
+
+
+def test_slow_http_action_times_out(http_server: str) -> None:
+    """An HTTP step is bounded by its timeout as a whole, not per read."""
+    rb = book(
+        step("slow", {"http": {"method": "GET", "url": f"{http_server}/slow"}}, timeout="300ms")
+    )
+    started = time.monotonic()
+    result = run(RunbookRunner(), rb)
+    assert time.monotonic() - started < 1.4
+    assert result.outcome is StepOutcome.TIMEOUT
+
+
+def test_a_crashing_injected_action_fails_the_step_and_is_recorded(
+    incident_tracker: tuple[Tracker, IncidentView],
+) -> None:
+    """An injected medic action that raises fails its step; the run is still recorded."""
+    tracker, incident = incident_tracker
+
+    async def boom(service: str) -> None:
+        raise RuntimeError(f"supervisor lost {service}")
+
+    rb = book(step("r", {"medic": "restart", "with": {"service": "${incident.service}"}}))
+    runner = RunbookRunner(actions=MedicActionSet(on_restart=boom), tracker=tracker)
+    result = run(runner, rb, incident=incident)
+    assert result.steps[0].reason == "RuntimeError: supervisor lost demo-store"
+    assert [a.outcome for a in tracker.recovery_attempts(incident.id)] == ["failure"]
 
 
 def test_medic_action_not_provided_fails_clearly() -> None:

@@ -96,9 +96,13 @@ async def http_request(
 ) -> Probe:
     """One request; ok when the status is expected (any 2xx by default) and the body fits."""
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+        # httpx's timeout is per read; asyncio.timeout bounds the whole exchange.
+        async with (
+            asyncio.timeout(timeout),
+            httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+        ):
             response = await client.request(method, url, content=body)
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         return Probe(
             ok=False, timed_out=True, detail=f"{method} {url} timed out after {timeout:g}s"
         )

@@ -95,6 +95,8 @@ def describe_step(step: Step) -> str:
         text += f"; verify: GET {v.url} is {v.expect_status}"
     elif isinstance(v, TcpVerify):
         text += f"; verify: tcp {v.host}:{v.port} open"
+    if step.destructive:
+        text = "[destructive: asks first] " + text
     if step.backup_first:
         text = f"checkpoint {list(step.backup_paths) or '(service default)'} first; " + text
     return text + f" [timeout {step.timeout.total_seconds():g}s]"
@@ -245,6 +247,8 @@ class RunbookRunner:
         except TimeoutError:
             probe = Probe(ok=False, timed_out=True, detail=f"timed out after {timeout:g}s")
         except MedicError as exc:
+            probe = Probe(ok=False, detail=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 (an injected medic action failed: the step failed, the run is still recorded)
             probe = Probe(ok=False, detail=f"{type(exc).__name__}: {exc}")
         outcome = (
             StepOutcome.SUCCESS
