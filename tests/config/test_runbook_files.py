@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medic.config import load_runbook_file, load_runbooks, parse_runbook
 from medic.errors import ConfigError
@@ -237,3 +240,42 @@ def test_parse_runbook_names_the_source() -> None:
     """Data parsed in memory is blamed on the source it was given."""
     with pytest.raises(ConfigError, match=r"^api-payload:steps"):
         parse_runbook({"name": "x", "steps": "no"}, source="api-payload")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+_keys = st.sampled_from(
+    ["name", "steps", "action", "run", "http", "medic", "with", "verify", "timeout", "context", "x"]
+)
+_shaped = st.fixed_dictionaries(
+    {"name": st.just("x"), "steps": st.lists(st.dictionaries(_keys, _json, max_size=5), max_size=3)}
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_json, _shaped))
+def test_any_data_is_a_runbook_or_a_config_error(data: object) -> None:
+    """Whatever shape parsed data has, the loader returns a Runbook or raises ConfigError."""
+    message = "fuzz.yaml"
+    try:
+        parse_runbook(data, source="fuzz.yaml")
+    except ConfigError as exc:
+        message = str(exc)
+    assert message.startswith("fuzz.yaml")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_is_a_runbook_or_a_config_error(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    """Arbitrary text in a .yaml file never escapes as anything but ConfigError."""
+    path = tmp_path_factory.mktemp("fuzz") / "f.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    with contextlib.suppress(ConfigError):
+        load_runbook_file(path)
