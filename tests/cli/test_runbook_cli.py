@@ -268,3 +268,64 @@ def test_every_command_in_the_docs_runs(tmp_path: Path) -> None:
             check=False,
         )
         assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+
+
+def _run_on_a_terminal(argv: list[str], answer: bytes, env: dict[str, str]) -> tuple[int, str]:
+    """Run argv with a real pseudo-terminal as stdin/stdout; answer the first prompt."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env)
+    os.close(slave)
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if not answered and b"Run it?" in seen:
+                os.write(master, answer)
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        return proc.wait(timeout=10), seen.decode("utf-8", "replace")
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize(("answer", "code", "emptied"), [(b"y\n", 0, True), (b"n\n", 1, False)])
+def test_terminal_prompt_confirms_destructive_steps(
+    medic: Medic, answer: bytes, code: int, emptied: bool
+) -> None:
+    """At a terminal, medic asks before a destructive step; yes runs it, no skips it."""
+    records = medic.store / "tenants" / "tenant_b" / "records.jsonl"
+    env = {**os.environ, "MEDIC_STORE": medic.db, "COLUMNS": "200"}
+    argv = [
+        sys.executable,
+        "-m",
+        "medic",
+        "runbook",
+        "run",
+        "reset-tenant",
+        "--dir",
+        str(EXAMPLES / "runbooks"),
+        *medic.vars,
+        "--var",
+        "tenant=tenant_b",
+    ]
+    rc, out = _run_on_a_terminal(argv, answer, env)
+    assert "is destructive" in out
+    assert rc == code, out
+    assert (records.read_text() == "") is emptied
