@@ -479,3 +479,41 @@ def test_level_two_runs_matching_non_destructive_runbooks(tmp_path: Path) -> Non
         messages = [e.message for e in tracker.timeline(r.incident_id)]
         assert any("runbook risky matches but has destructive steps" in m for m in messages)
         assert [a.action for a in tracker.recovery_attempts(r.incident_id)] == ["runbook:safe"]
+
+
+def test_level_two_runbooks_can_run_beside_the_ladder(
+    incident_tracker: tuple[Tracker, IncidentView], tmp_path: Path
+) -> None:
+    """With `spawn`, the L2 action returns at once and the runbook finishes in the task group."""
+    tracker, incident = incident_tracker
+    slow = parse_runbook(
+        {
+            "name": "slow",
+            "applies_to": {"service": "demo-store"},
+            "steps": [
+                step(
+                    "s",
+                    {
+                        "run": [
+                            PY,
+                            "-c",
+                            f"import time; time.sleep(0.5); open({str(tmp_path / 'done')!r}, 'w')",
+                        ]
+                    },
+                )
+            ],
+        },
+        source="slow.yaml",
+    )
+
+    async def main() -> float:
+        async with asyncio.TaskGroup() as group:
+            action = RunbookLevelAction(runbooks=[slow], tracker=tracker, spawn=group.create_task)
+            started = time.monotonic()
+            await action(incident, Escalator(tracker=tracker).ladder.at(2), 0)
+            returned = time.monotonic() - started
+            assert not (tmp_path / "done").exists()
+        return returned
+
+    assert asyncio.run(main()) < 0.4
+    assert (tmp_path / "done").exists()

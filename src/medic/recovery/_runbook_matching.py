@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from medic.clock import Clock, system_clock
 from medic.recovery._escalation import Level
@@ -105,15 +106,25 @@ async def run_matching_non_destructive(
 
 @dataclass(frozen=True)
 class RunbookLevelAction:
-    """An `Escalator` action for L2: `Escalator(actions={2: RunbookLevelAction(...)})`."""
+    """An `Escalator` action for L2: `Escalator(actions={2: RunbookLevelAction(...)})`.
+
+    Runbooks can take minutes, and the escalator awaits its actions inside `tick`;
+    give `spawn` (say `task_group.create_task` of the app's task group) so the
+    ladder of other incidents keeps moving while they run.
+    """
 
     runbooks: Sequence[Runbook]
     tracker: Tracker
     actions: MedicActions = field(default_factory=lambda: MedicActionSet())
     clock: Clock = system_clock
+    spawn: Callable[[Coroutine[Any, Any, list[RunbookResult]]], object] | None = None
 
     async def __call__(self, incident: IncidentView, level: Level, loop: int) -> None:
         runner = RunbookRunner(actions=self.actions, tracker=self.tracker, clock=self.clock)
-        await run_matching_non_destructive(
+        work = run_matching_non_destructive(
             incident, runbooks=self.runbooks, tracker=self.tracker, runner=runner
         )
+        if self.spawn is not None:
+            self.spawn(work)
+        else:
+            await work
