@@ -517,3 +517,28 @@ def test_level_two_runbooks_can_run_beside_the_ladder(
 
     assert asyncio.run(main()) < 0.4
     assert (tmp_path / "done").exists()
+
+
+def test_an_unusable_incident_value_skips_only_the_runbooks_that_use_it(tmp_path: Path) -> None:
+    """A service name that is not a plain word blocks runbooks that use it, not the others."""
+
+    def rb(name: str, argv: list[str]) -> Any:
+        steps = [step("s", {"run": argv})]
+        return parse_runbook(
+            {"name": name, "applies_to": {"service": "demo store"}, "steps": steps}, source=name
+        )
+
+    uses = rb("uses", [PY, "-c", "pass", "${incident.service}"])
+    plain = rb("plain", [PY, "-c", f"open({str(tmp_path / 'plain')!r}, 'w')"])
+    with temporary_tracker() as tracker:
+        r = tracker.record(Signal(service="demo store", message="x", kind=Kind.DATA_INTEGRITY))
+        assert r.incident_id is not None
+        incident = tracker.incident(r.incident_id)
+        asyncio.run(
+            RunbookLevelAction(runbooks=[uses, plain], tracker=tracker)(
+                incident, Escalator(tracker=tracker).ladder.at(2), 0
+            )
+        )
+        assert (tmp_path / "plain").exists()
+        messages = [e.message for e in tracker.timeline(incident.id)]
+        assert any("runbook uses could not start" in m and "plain value" in m for m in messages)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medic.clock import Clock, system_clock
+from medic.errors import UserError
 from medic.recovery._escalation import Level
 from medic.recovery._runbook_actions import MedicActions, MedicActionSet
 from medic.recovery._runbook_model import Runbook
@@ -100,7 +101,17 @@ async def run_matching_non_destructive(
                 details={"runbook": rb.name, "outcome": "skipped", "reason": "destructive"},
             )
             continue
-        results.append(await runner.run(rb, incident=incident))
+        try:
+            results.append(await runner.run(rb, incident=incident))
+        except UserError as exc:  # a value that cannot be used: say so, try the next runbook
+            await asyncio.to_thread(
+                tracker.add_timeline,
+                incident.id,
+                kind="runbook_step",
+                message=f"runbook {rb.name} could not start: {exc}",
+                actor=runner.actor,
+                details={"runbook": rb.name, "outcome": "skipped", "reason": str(exc)},
+            )
     return results
 
 

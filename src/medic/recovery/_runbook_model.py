@@ -185,12 +185,16 @@ def references(text: str) -> set[str]:
 
 
 def substitute(text: str, values: Mapping[str, str], *, keep_missing: bool = False) -> str:
-    """Replace each `${name}`; a missing name raises, or stays as written for a dry run."""
+    """Replace each `${name}` with its checked value; a missing name raises, or stays for a dry run.
+
+    Values are checked where they are used, so an incident whose service name is
+    not a plain word still runs the runbooks that do not mention it.
+    """
 
     def one(match: re.Match[str]) -> str:
         key = match.group(1)
         if key in values:
-            return values[key]
+            return check_value(key, values[key])
         if keep_missing:
             return match.group(0)
         raise InvalidInput(f"variable ${{{key}}} has no value (give --incident or --var {key}=…)")

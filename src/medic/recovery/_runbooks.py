@@ -31,7 +31,6 @@ from medic.recovery._runbook_model import (
     RunVerify,
     Step,
     TcpVerify,
-    check_value,
     substitute,
 )
 from medic.tracker import IncidentView, Tracker
@@ -143,7 +142,7 @@ class RunbookRunner:
     def values(
         self, runbook: Runbook, *, incident: IncidentView | None, variables: Mapping[str, str]
     ) -> dict[str, str]:
-        """The runbook's defaults, overridden by `variables`, plus the incident's; all checked."""
+        """The runbook's defaults, overridden by `variables`, plus the incident's (checked when used)."""
         unknown = sorted(set(variables) - set(runbook.variables))
         if unknown:
             declared = ", ".join(sorted(runbook.variables)) or "none"
@@ -157,7 +156,7 @@ class RunbookRunner:
                 "incident.service": incident.service,
                 "incident.severity": str(incident.severity),
             }
-        return {k: check_value(k, v) for k, v in values.items()}
+        return values
 
     async def run(
         self,
