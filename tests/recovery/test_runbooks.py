@@ -296,10 +296,12 @@ def test_accepted_values_are_single_safe_words(value: str) -> None:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     seen: list[tuple[str, str, bytes]] = []  # noqa: RUF012 (shared on purpose: the test reads it)
+    types: list[str] = []  # noqa: RUF012
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         self.seen.append(("POST", self.path, body))
+        self.types.append(self.headers.get("content-type", ""))
         self.send_response(202)
         self.end_headers()
 
@@ -323,6 +325,7 @@ def http_server() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _Handler.seen = []
+    _Handler.types = []
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
@@ -349,6 +352,7 @@ def test_http_action_and_verifications(http_server: str) -> None:
     result = run(RunbookRunner(), rb)
     assert result.outcome is StepOutcome.SUCCESS, result
     assert _Handler.seen == [("POST", "/rebuild?space=tenant_a", b'{"all": true}')]
+    assert _Handler.types == ["application/json"]
     assert result.steps[0].evidence["status"] == 202
 
 

@@ -378,9 +378,9 @@ def _action(
         method = c.text(h.get("method", "POST"), f"{k}.method").upper()
         if method not in _METHODS:
             c.fail(f"{k}.method", f"expected one of {', '.join(sorted(_METHODS))}")
-        body = h.get("body")
+        body, content_type = h.get("body"), None
         if isinstance(body, dict | list):
-            body = json.dumps(body)
+            body, content_type = json.dumps(body), "application/json"
         if body is not None:
             body = _refs(
                 c, c.text(body, f"{k}.body", empty=True, limit=64 * 1024), f"{k}.body", known
@@ -390,7 +390,7 @@ def _action(
         if not isinstance(statuses, list):
             c.fail(f"{k}.expect_status", f"expected a status or a list of them, got {_kind(raw)}")
         codes = tuple(c.integer(s, f"{k}.expect_status", 100, 599) for s in statuses)
-        return HttpAction(method, _url(c, h["url"], f"{k}.url", known), body, codes)
+        return HttpAction(method, _url(c, h["url"], f"{k}.url", known), body, codes, content_type)
     return _medic(c, m, key, known)
 
 

@@ -89,6 +89,7 @@ async def http_request(
     method: str,
     url: str,
     body: str | None,
+    content_type: str | None = None,
     expect: tuple[int, ...],
     expect_body: str | None,
     timeout: float,
@@ -101,7 +102,8 @@ async def http_request(
             asyncio.timeout(timeout),
             httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
         ):
-            response = await client.request(method, url, content=body)
+            headers = {"content-type": content_type} if content_type else None
+            response = await client.request(method, url, content=body, headers=headers)
     except (httpx.TimeoutException, TimeoutError):
         return Probe(
             ok=False, timed_out=True, detail=f"{method} {url} timed out after {timeout:g}s"

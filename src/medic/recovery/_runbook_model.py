@@ -66,6 +66,7 @@ class HttpAction:
     url: str
     body: str | None = None
     expect_status: tuple[int, ...] = ()  # empty: any 2xx
+    content_type: str | None = None  # application/json when the file gave the body as data
 
 
 @dataclass(frozen=True, slots=True)

@@ -279,6 +279,7 @@ class RunbookRunner:
                 method=a.method,
                 url=a.url,
                 body=a.body,
+                content_type=a.content_type,
                 expect=a.expect_status,
                 expect_body=None,
                 timeout=timeout,
