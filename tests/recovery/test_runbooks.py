@@ -176,6 +176,31 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
         pytest.fail(f"grandchild {grandchild} survived the step's timeout")
 
 
+def test_leftovers_die_when_the_step_exits(tmp_path: Path) -> None:
+    """A step that exits leaving a background child holding its output ends at once, child killed."""
+    pidfile = tmp_path / "left.pid"
+    script = (
+        "import subprocess, sys;"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))"
+    )
+    started = time.monotonic()
+    result = run(RunbookRunner(), book(step("bg", {"run": [PY, "-c", script]}, timeout="30s")))
+    assert time.monotonic() - started < 10
+    assert result.outcome is StepOutcome.SUCCESS
+    left = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(left).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"leftover {left} outlived its step")
+
+
 def test_destructive_step_without_confirmation_is_skipped(tmp_path: Path) -> None:
     """Without confirm the destructive step and all after it are skipped, with the reason said."""
     rb = book(

@@ -19,6 +19,7 @@ import httpx
 __all__ = ["Probe", "http_request", "run_argv", "tcp_connect"]
 
 CHUNK = 4096
+POLL = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +62,15 @@ async def run_argv(
             if len(tail) > limit:
                 del tail[: len(tail) - limit]
 
+    async def exited() -> None:
+        # Not proc.wait(): it also waits for the pipe to close, which a leftover holds open.
+        while proc.returncode is None:
+            await asyncio.sleep(POLL)
+
     reader = asyncio.create_task(read())
     timed_out = False
     try:
-        await asyncio.wait_for(proc.wait(), timeout)
+        await asyncio.wait_for(exited(), timeout)
     except TimeoutError:
         timed_out = True
     finally:
