@@ -44,6 +44,12 @@ def medic(tmp_path: Path) -> Medic:
     return Medic(str(tmp_path / "store.db"))
 
 
+@pytest.fixture
+def medic_both(store_url: str) -> Medic:
+    """The CLI on a fresh SQLite store, then on the real PostgreSQL."""
+    return Medic(store_url)
+
+
 def _fails_with(result: Result, text: str) -> None:
     assert result.exit_code != 0
     lines = result.stderr.strip().splitlines()
@@ -99,8 +105,9 @@ def test_fingerprint_and_dedup_key_override_grouping(medic: Medic) -> None:
     assert "Grouping hashes kept (1)" in shown
 
 
-def test_ingest_records_good_lines_and_names_bad_ones(medic: Medic, tmp_path: Path) -> None:
+def test_ingest_records_good_lines_and_names_bad_ones(medic_both: Medic, tmp_path: Path) -> None:
     """Bad lines are reported with their numbers on stderr and skipped; the exit is 1."""
+    medic = medic_both
     path = tmp_path / "signals.jsonl"
     good = {"service": "worker", "message": "KeyError: 'id'", "kind": "data-integrity"}
     path.write_text(
@@ -201,6 +208,8 @@ def test_issue_template_new_edit_resolve_ignore(medic: Medic) -> None:
     resolved = medic.json("issues", "resolve", issue_id, "--resolution", "moved to Redis")
     assert resolved["status"] == "resolved"
     assert medic.json("issues", "ignore", issue_id)["status"] == "ignored"
+    assert medic.json("issues", "reopen", issue_id)["status"] == "unresolved"
+    _fails_with(medic("issues", "reopen", issue_id, ok=False), "cannot go from 'unresolved'")
     _fails_with(medic("issues", "edit", issue_id, ok=False), "nothing to change")
     _fails_with(medic("issues", "edit", "77", "--title", "x", ok=False), "no issue 77")
     _fails_with(
@@ -221,8 +230,9 @@ def test_issue_merge_keeps_every_hash(medic: Medic) -> None:
     _fails_with(medic("issues", "merge", "1", "--into", "1", ok=False), "name at least one issue")
 
 
-def test_incident_lifecycle_and_illegal_transitions(medic: Medic) -> None:
+def test_incident_lifecycle_and_illegal_transitions(medic_both: Medic) -> None:
     """ack → mitigate → resolve → close; acking a closed incident is refused and changes nothing."""
+    medic = medic_both
     medic("signal", "--service", "web", "--message", "502 from upstream")
     assert medic.json("incidents", "ack", "1", "--note", "looking")["status"] == "acknowledged"
     medic("incidents", "note", "1", "restarting the pool", "--actor", "bob")
@@ -308,8 +318,9 @@ def test_report_writes_markdown_and_html(medic: Medic, tmp_path: Path) -> None:
     )
 
 
-def test_export_import_round_trip(medic: Medic, tmp_path: Path) -> None:
+def test_export_import_round_trip(medic_both: Medic, tmp_path: Path) -> None:
     """export → import into an empty store → export is identical; a bad file changes nothing."""
+    medic = medic_both
     medic("demo", "--seed", "5", "--episodes", "12")
     dump = tmp_path / "dump.jsonl"
     medic("export", "-o", str(dump))
@@ -394,3 +405,60 @@ def test_real_process_end_to_end(tmp_path: Path) -> None:
     assert refused.stderr.strip().splitlines() == [
         "Error: incident 1: cannot go from 'closed' to 'acknowledged'"
     ]
+
+
+def test_postmortem_and_action_items_feed_the_report(medic: Medic) -> None:
+    """Sections and action items written from the CLI appear in `medic report`."""
+    medic("signal", "--service", "db", "--message", "replica lag 90s", "--severity", "SEV2")
+    medic("incidents", "resolve", "1")
+    saved = medic.json(
+        "incidents",
+        "postmortem",
+        "1",
+        "--author",
+        "ana",
+        "--status",
+        "complete",
+        "--root-causes",
+        "a vacuum held a lock",
+        "--went-well",
+        "the replica caught up",
+    )
+    assert (saved["status"], saved["authors"]) == ("complete", ["ana"])
+    medic(
+        "incidents",
+        "action-item",
+        "1",
+        "Alert on replica lag",
+        "--type",
+        "mitigate",
+        "--owner",
+        "ana",
+        "--bug",
+        "https://bugs/9",
+    )
+    report = medic("report", "1").stdout
+    assert "a vacuum held a lock" in report
+    assert "| Alert on replica lag | mitigate | ana | https://bugs/9 | open |" in report
+    _fails_with(medic("incidents", "postmortem", "1", ok=False), "give at least one section")
+    _fails_with(medic("incidents", "postmortem", "9", "--summary", "x", ok=False), "no incident 9")
+
+
+def test_incident_severity_and_merge(medic: Medic) -> None:
+    """Severity changes and merges go through the tracker's rules."""
+    medic("signal", "--service", "a", "--message", "down")
+    medic("signal", "--service", "b", "--message", "down too")
+    assert medic.json("incidents", "severity", "1", "SEV1")["severity"] == "SEV1"
+    _fails_with(medic("incidents", "severity", "1", "SEV0", ok=False), "unknown severity")
+    merged = medic.json("incidents", "merge", "2", "--into", "1")
+    assert (merged["status"], merged["merged_into"]) == ("merged", 1)
+    assert medic.json("incidents", "show", "1")["incident"]["issue_ids"] == [1, 2]
+    _fails_with(medic("incidents", "merge", "1", "--into", "1", ok=False), "into itself")
+
+
+def test_report_without_an_id_describes_the_latest_incident(medic: Medic) -> None:
+    """`medic report` alone reports the newest incident; on an empty store it says so."""
+    _fails_with(medic("report", ok=False), "no incident yet")
+    medic("signal", "--service", "web", "--message", "first outage", "--dedup-key", "a")
+    medic("signal", "--service", "db", "--message", "second outage", "--dedup-key", "b")
+    assert "second outage" in medic("report").stdout

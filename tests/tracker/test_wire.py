@@ -184,6 +184,8 @@ BAD = [
     ({"service": "a", "message": "m", "occurred_at": 1.7e12}, "milliseconds by mistake"),
     ({"service": "a", "message": "m", "detected_at": float("nan")}, "detected_at: epoch"),
     ({"service": "a", "message": "m", "detected_at": True}, "got a boolean"),
+    ({"service": "a", "message": "m", "detected_at": 10**400}, "detected_at: epoch seconds"),
+    ({"service": "a", "message": "m", "tags": {1: "x"}}, "tags: tag names must be strings"),
     ({"service": "a", "message": "m", "fingerprint": []}, "fingerprint: expected 1–32 parts"),
     ({"service": "a", "message": "m", "fingerprint": ["x", 3]}, "fingerprint[1]: expected a str"),
     ({"service": "a", "message": "m", "tags": ["a"]}, "tags: expected an object"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from rich.text import Text
@@ -20,14 +21,24 @@ from medic.cli._render import (
     table,
     when,
 )
-from medic.tracker import IncidentStatus, IncidentView, ResolutionKind, ResolutionReason
+from medic.errors import InvalidInput
+from medic.tracker import (
+    POSTMORTEM_SECTIONS,
+    IncidentStatus,
+    IncidentView,
+    ResolutionKind,
+    ResolutionReason,
+)
 
 __all__: list[str] = []
 
 
 @cli.group("incidents")
 def incidents_group() -> None:
-    """Outages: triggered → acknowledged → mitigated → resolved → closed (or cancelled)."""
+    """Outages in time, and their lifecycle.
+
+    triggered → acknowledged → mitigated → resolved → closed, or cancelled.
+    """
 
 
 @incidents_group.command("list")
@@ -115,7 +126,7 @@ def _lasted(i: IncidentView) -> str:
 @json_option
 @click.pass_context
 def show_incident(ctx: click.Context, incident_id: int, as_json: bool) -> None:
-    """One incident: timestamps, linked issues, recovery attempts and timeline."""
+    """One incident: timestamps, issues, recovery, timeline."""
     tracker = open_tracker(ctx)
     incident = tracker.incident(incident_id)
     issues = [tracker.issue(i) for i in incident.issue_ids[:50]]
@@ -287,3 +298,95 @@ def _done(incident: IncidentView, as_json: bool) -> None:
         echo_json(incident)
     else:
         click.echo(f"incident #{incident.id} is {incident.status}: {clean(incident.title, 100)}")
+
+
+@incidents_group.command("merge")
+@click.argument("incident_id", type=int)
+@click.option("--into", "target", type=int, required=True, help="The incident that survives.")
+@actor_option
+@json_option
+@click.pass_context
+def merge_incident(
+    ctx: click.Context, incident_id: int, target: int, actor: str, as_json: bool
+) -> None:
+    """Fold a duplicate incident into another; its issues and events move along."""
+    _done(open_tracker(ctx).merge(incident_id, into=target, actor=actor), as_json)
+
+
+@incidents_group.command("severity")
+@click.argument("incident_id", type=int)
+@click.argument("severity")
+@actor_option
+@json_option
+@click.pass_context
+def set_severity(
+    ctx: click.Context, incident_id: int, severity: str, actor: str, as_json: bool
+) -> None:
+    """Change the severity (SEV1–SEV4); the change lands on the timeline."""
+    _done(open_tracker(ctx).set_severity(incident_id, severity, actor=actor), as_json)
+
+
+def _postmortem_options(func: Any) -> Any:
+    for section in reversed(POSTMORTEM_SECTIONS):
+        func = click.option(f"--{section.replace('_', '-')}", section)(func)
+    return func
+
+
+@incidents_group.command("postmortem")
+@click.argument("incident_id", type=int)
+@click.option("--author", "authors", multiple=True, help="Repeatable; replaces the authors.")
+@click.option("--status", help="draft, in review, complete, …")
+@_postmortem_options
+@json_option
+@click.pass_context
+def write_postmortem(
+    ctx: click.Context,
+    /,
+    incident_id: int,
+    authors: tuple[str, ...],
+    status: str | None,
+    as_json: bool,
+    **sections: str | None,
+) -> None:
+    """Write sections of the postmortem that `medic report` prints."""
+    given = {k: v for k, v in sections.items() if v is not None}
+    if not given and not authors and not status:
+        raise InvalidInput("postmortem: give at least one section, --author or --status")
+    view = open_tracker(ctx).save_postmortem(incident_id, status=status, authors=authors, **given)
+    if as_json:
+        echo_json(view)
+    else:
+        click.echo(f"postmortem of incident #{incident_id} saved ({view.status})")
+
+
+@incidents_group.command("action-item")
+@click.argument("incident_id", type=int)
+@click.argument("text")
+@click.option(
+    "--type",
+    "item_type",
+    type=click.Choice(["mitigate", "prevent", "process", "other"]),
+    default="prevent",
+    show_default=True,
+)
+@click.option("--owner")
+@click.option("--bug", "tracking_url", help="Where the work is tracked.")
+@json_option
+@click.pass_context
+def add_action_item(
+    ctx: click.Context,
+    incident_id: int,
+    text: str,
+    item_type: str,
+    owner: str | None,
+    tracking_url: str | None,
+    as_json: bool,
+) -> None:
+    """Add an action item to the incident's postmortem."""
+    view = open_tracker(ctx).add_action_item(
+        incident_id, text=text, type=item_type, owner=owner, tracking_url=tracking_url
+    )
+    if as_json:
+        echo_json(view)
+    else:
+        click.echo(f"incident #{incident_id} has {len(view.action_items)} action item(s)")

@@ -44,7 +44,10 @@ ORDER = "client fingerprint > grouping rules > exception frames > exception valu
 
 @cli.group("issues")
 def issues_group() -> None:
-    """Classes of failure, grouped by fingerprint (seed 000's template, Sentry's lifecycle)."""
+    """Classes of failure, grouped by fingerprint.
+
+    Seed 000's issue template with Sentry's lifecycle: unresolved, resolved, ignored.
+    """
 
 
 @issues_group.command("list")
@@ -314,6 +317,16 @@ def resolve_issue(
 def ignore_issue(ctx: click.Context, issue_id: int, actor: str, as_json: bool) -> None:
     """Ignore an issue: occurrences are still counted but never reopen it."""
     _done(open_tracker(ctx).ignore_issue(issue_id, actor=actor), as_json, "ignored")
+
+
+@issues_group.command("reopen")
+@click.argument("issue_id", type=int)
+@actor_option
+@json_option
+@click.pass_context
+def reopen_issue(ctx: click.Context, issue_id: int, actor: str, as_json: bool) -> None:
+    """Mark a resolved or ignored issue unresolved again."""
+    _done(open_tracker(ctx).unresolve_issue(issue_id, actor=actor), as_json, "reopened")
 
 
 @issues_group.command("merge")

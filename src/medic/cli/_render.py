@@ -50,9 +50,11 @@ def open_tracker(ctx: click.Context) -> Tracker:
 
 
 def console() -> Console:
-    """A console on the current stdout (tests swap it), wide enough for a table."""
-    width = int(os.environ.get("COLUMNS", "0") or 0) or None
-    return Console(width=width or 120, highlight=False, soft_wrap=False)
+    """A console on the current stdout: the terminal's width, or 120 columns into a pipe."""
+    out = Console(highlight=False, soft_wrap=False)
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out = Console(highlight=False, soft_wrap=False, width=120)
+    return out
 
 
 def echo_json(value: Any) -> None:

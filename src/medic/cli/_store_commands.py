@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -30,13 +33,22 @@ __all__: list[str] = []
 
 
 @cli.command("report")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=int, required=False)
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-")
 @click.pass_context
-def report_command(ctx: click.Context, incident_id: int, fmt: str, output: str) -> None:
-    """The post-incident report (Google SRE template), pre-filled from the record."""
-    report = build_report(open_tracker(ctx), incident_id)
+def report_command(ctx: click.Context, incident_id: int | None, fmt: str, output: str) -> None:
+    """The post-incident report, pre-filled from the record (default: the latest incident).
+
+    The Google SRE book's postmortem template, as Markdown or self-contained HTML.
+    """
+    tracker = open_tracker(ctx)
+    if incident_id is None:
+        latest = tracker.incidents(limit=1).items
+        if not latest:
+            raise InvalidInput("report: the store holds no incident yet")
+        incident_id = latest[0].id
+    report = build_report(tracker, incident_id)
     text = render_report(report, format="html" if fmt == "html" else "md")
     if output == "-":
         click.echo(text, nl=False)
@@ -45,44 +57,53 @@ def report_command(ctx: click.Context, incident_id: int, fmt: str, output: str) 
         click.echo(f"wrote {output}", err=True)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write beside the target and rename, so a failed write never leaves half a file."""
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[TextIO]:
+    """Write beside the target and rename, so a failure never leaves half a file behind."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            yield handle
         os.replace(tmp, path)
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    with _atomic(path) as handle:
+        handle.write(text)
 
 
 @cli.command("export")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="-")
 @click.pass_context
 def export_command(ctx: click.Context, output: str) -> None:
-    """Write the whole record as JSON Lines (one row per line, in replay order)."""
+    """Write the whole record as JSON Lines.
+
+    One row per line with a `type` field, in the order `medic import` replays them.
+    """
     tracker = open_tracker(ctx)
     if output == "-":
         counts = export_record(tracker, sys.stdout)
     else:
-        path = Path(output)
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                counts = export_record(tracker, handle)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise InvalidInput(f"{output}: cannot write: {exc.strerror or exc}") from exc
+        with _atomic(Path(output)) as handle:
+            counts = export_record(tracker, handle)
     summary = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
     click.echo(f"exported {summary or 'an empty store'}", err=True)
 
 
 @cli.command("import")
-@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @json_option
 @click.pass_context
 def import_command(ctx: click.Context, path: str, as_json: bool) -> None:
-    """Load an export into this store: all of it, or (on a bad line) nothing.
+    """Load an export: all of it, or nothing on a bad line.
 
     Into an empty store ids are kept; into a non-empty one rows already present are
     skipped, so importing the same file twice changes nothing.
@@ -114,7 +135,10 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
-    """Bring the store's schema to the newest revision (Alembic). A fresh store does it itself."""
+    """Migrate the store to the newest schema (Alembic).
+
+    A fresh store migrates itself when first opened; this does it on demand.
+    """
     obj = ctx.find_object(Obj)
     url = obj.store_url() if obj else ".medic/medic.db"
     revision = upgrade_store(url)
@@ -129,7 +153,11 @@ def db_upgrade(ctx: click.Context) -> None:
 )
 @click.pass_context
 def demo_command(ctx: click.Context, seed: int, days: float, episodes: int) -> None:
-    """Record a realistic stream of failures from four services, then show the record."""
+    """Record realistic failures from four services; show them.
+
+    A week of outages of a web app, an API fleet, a storage service and a worker,
+    healed by medic or handled by people; then the issues, incidents and KPIs.
+    """
     obj = ctx.find_object(Obj)
     url = obj.store_url() if obj else ".medic/medic.db"
     summary = record_demo(url, seed=seed, days=days, episodes=episodes)

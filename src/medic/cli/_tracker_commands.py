@@ -8,7 +8,7 @@ Reports, export/import, `db upgrade` and `demo` live in `_store_commands`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import IO, Any
 
 import click
@@ -19,7 +19,13 @@ from medic.cli._main import cli
 from medic.cli._render import echo_json, json_option, open_tracker
 from medic.errors import InvalidInput
 from medic.events import Signal
-from medic.tracker import MAX_PAYLOAD_BYTES, RecordResult, Tracker, parse_signal_line
+from medic.tracker import (
+    MAX_PAYLOAD_BYTES,
+    RecordResult,
+    Tracker,
+    parse_signal_line,
+    read_lines,
+)
 from medic.tracker import signal_from_json as _signal_from_json
 
 __all__: list[str] = []
@@ -50,7 +56,10 @@ MAX_BAD_SHOWN = 100
 @json_option
 @click.pass_context
 def signal_command(ctx: click.Context, /, as_json: bool, **options: Any) -> None:
-    """Record one failure signal: it lands in an issue and an incident."""
+    """Record one failure signal.
+
+    It lands in an issue (by fingerprint) and an incident (by dedup key).
+    """
     payload: dict[str, Any] = {k: v for k, v in options.items() if v not in (None, (), "")}
     if "fingerprint" in payload:
         payload["fingerprint"] = list(payload["fingerprint"])
@@ -90,11 +99,11 @@ def _describe(r: RecordResult) -> str:
 
 
 @cli.command("ingest")
-@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @json_option
 @click.pass_context
 def ingest_command(ctx: click.Context, path: str, as_json: bool) -> None:
-    """Record the signals of a JSON Lines file (one object per line; '-' reads stdin).
+    """Record the signals of a JSON Lines file ('-': stdin).
 
     Bad lines are reported with their line numbers on stderr and skipped; the good
     ones are recorded in batches. Exits 1 when any line was bad.
@@ -130,10 +139,11 @@ def ingest_command(ctx: click.Context, path: str, as_json: bool) -> None:
     with stream, progress:
         task = progress.add_task("ingest", total=size)
         batch: list[tuple[int, Signal]] = []
-        for number, raw, consumed in _lines(stream):
-            progress.advance(task, consumed)
+        unreported = 0
+        for number, raw, consumed in read_lines(stream, limit=MAX_PAYLOAD_BYTES):
+            unreported += consumed
             stats["lines"] += 1
-            if not raw:
+            if raw is None:
                 bad(f"{name}:{number}: line longer than {MAX_PAYLOAD_BYTES} bytes")
                 continue
             if not raw.strip():
@@ -144,7 +154,10 @@ def ingest_command(ctx: click.Context, path: str, as_json: bool) -> None:
                 bad(str(exc))
             if len(batch) >= BATCH:
                 _flush(tracker, batch, stats, bad, name)
+                progress.advance(task, unreported)
+                unreported = 0
         _flush(tracker, batch, stats, bad, name)
+        progress.advance(task, unreported)
     if stats["bad"] > MAX_BAD_SHOWN:
         click.echo(f"{name}: … and {stats['bad'] - MAX_BAD_SHOWN} more bad lines", err=True)
     if as_json:
@@ -166,29 +179,11 @@ def _size(stream: IO[bytes]) -> int | None:
         return None
 
 
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
-    """(number, line, bytes consumed); a line over the limit comes back empty, never read whole."""
-    number = 0
-    while True:
-        line = stream.readline(MAX_PAYLOAD_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_PAYLOAD_BYTES and not line.endswith(b"\n"):
-            consumed = len(line)
-            while line and not line.endswith(b"\n"):
-                line = stream.readline(1 << 16)
-                consumed += len(line)
-            yield number, b"", consumed
-            continue
-        yield number, line, len(line)
-
-
 def _flush(
     tracker: Tracker,
     batch: list[tuple[int, Signal]],
     stats: dict[str, int],
-    bad: Any,
+    bad: Callable[[str], None],
     name: str,
 ) -> None:
     if not batch:

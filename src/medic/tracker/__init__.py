@@ -8,7 +8,14 @@ nowhere else in medic.
 from medic.tracker._admin import upgrade_store
 from medic.tracker._demo import DemoSummary, Episode, demo_episodes, demo_signals, record_demo
 from medic.tracker._engine import HEAD_REVISION, normalize_url
-from medic.tracker._io import ROW_TYPES, ImportFailed, ImportResult, export_record, import_record
+from medic.tracker._io import (
+    ROW_TYPES,
+    ImportFailed,
+    ImportResult,
+    export_record,
+    import_record,
+    read_lines,
+)
 from medic.tracker._kpis import IncidentTimes, KpiReport, Stat, compute_kpis
 from medic.tracker._model import (
     DEFAULT_SEVERITY_POLICIES,
@@ -94,6 +101,7 @@ __all__ = [
     "jsonable",
     "normalize_url",
     "parse_signal_line",
+    "read_lines",
     "record_demo",
     "render_report",
     "signal_from_json",

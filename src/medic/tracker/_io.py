@@ -15,11 +15,12 @@ incidents (and of events when merging into a non-empty store), never the rows.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import IO, Any, Protocol, TextIO
 
 from sqlalchemy import Boolean, Connection, Double, Integer, String, Table, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -43,6 +44,7 @@ EXPORT_FORMAT = "medic-export"
 EXPORT_VERSION = 1
 MAX_LINE = 4 * 1024 * 1024
 MAX_REPORTED_ERRORS = 20
+BATCH = 500
 
 # (row type, table, order); the order is the replay order.
 _ORDER: tuple[tuple[str, Table, tuple[str, ...]], ...] = (
@@ -140,12 +142,48 @@ def _line(obj: dict[str, Any]) -> str:
 # -- import --------------------------------------------------------------------------
 
 
-def import_record(tracker: Tracker, lines: Iterable[str | bytes]) -> ImportResult:
-    """Replay an export into the store in one transaction; raises ImportFailed on bad lines."""
+class Readable(Protocol):
+    """A binary stream read line by line (a file, stdin's buffer)."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def read_lines(stream: Readable, *, limit: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(number, line, bytes consumed) from a binary stream; a line over `limit` bytes comes
+    back as None and is skipped, never held in memory whole (a hostile file is not a DoS).
+    """
+    number = 0
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            consumed = len(line)
+            while line and not line.endswith(b"\n"):
+                line = stream.readline(1 << 16)
+                consumed += len(line)
+            yield number, None, consumed
+            continue
+        yield number, line, len(line)
+
+
+def import_record(
+    tracker: Tracker, lines: IO[bytes] | Iterable[str] | Iterable[bytes]
+) -> ImportResult:
+    """Replay an export into the store in one transaction; raises ImportFailed on bad lines.
+
+    `lines` is a binary file (read with bounded memory) or any iterable of lines.
+    """
+    numbered: Iterable[tuple[int, str | bytes | None]]
+    if isinstance(lines, io.BufferedIOBase | io.RawIOBase):
+        numbered = ((n, raw) for n, raw, _ in read_lines(lines, limit=MAX_LINE))
+    else:
+        numbered = enumerate(lines, start=1)
     try:
         with tracker.db.write() as conn:
             importer = _Importer(conn, keep_ids=_is_empty(conn))
-            for number, raw in enumerate(lines, start=1):
+            for number, raw in numbered:
                 importer.line(number, raw)
             importer.finish()
             if importer.errors_total:
@@ -177,13 +215,21 @@ class _Importer:
         self.open_keys: set[str] = set()
         self.stage = 0
         self.header_seen = False
+        # Into an empty store rows are inserted in batches (one statement per batch); a
+        # batch that fails is replayed row by row to name the lines at fault.
+        self.pending: list[tuple[int, dict[str, Any]]] = []
+        self.pending_table: Table | None = None
+        self.number = 0
 
     def error(self, number: int, message: str) -> None:
         self.errors_total += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(f"line {number}: {message}")
 
-    def line(self, number: int, raw: str | bytes) -> None:
+    def line(self, number: int, raw: str | bytes | None) -> None:
+        if raw is None:
+            self.error(number, f"longer than {MAX_LINE} bytes")
+            return
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode("utf-8")
@@ -227,6 +273,10 @@ class _Importer:
             )
         self.stage = stage
         values = _values(kind, obj)
+        self.number = number
+        if self.keep_ids:
+            getattr(self, f"_{kind}")(number, values)
+            return
         # After an error rows are still written, so later lines are checked against them
         # too; the transaction is rolled back at the end. A savepoint per row: a constraint
         # the checks missed fails this line, not the transaction (PostgreSQL refuses every
@@ -254,11 +304,42 @@ class _Importer:
         return mapped
 
     def _insert(self, table: Table, values: dict[str, Any]) -> int:
-        old = values.pop("id")
         if self.keep_ids:
-            values["id"] = old
+            self._put(table, values)
+            return int(values["id"])
+        values.pop("id")
         new = self.conn.execute(table.insert().returning(table.c.id), values).scalar_one()
         return int(new)
+
+    def _put(self, table: Table, values: dict[str, Any]) -> None:
+        """Insert now, or (into an empty store) queue for the next batch."""
+        if not self.keep_ids:
+            self.conn.execute(table.insert(), values)
+            return
+        if self.pending_table is not table or len(self.pending) >= BATCH:
+            self.flush()
+        self.pending_table = table
+        self.pending.append((self.number, values))
+
+    def flush(self) -> None:
+        table, rows = self.pending_table, self.pending
+        self.pending = []
+        if table is None or not rows:
+            return
+        by_shape: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+        for number, values in rows:
+            by_shape.setdefault(tuple(values), []).append((number, values))
+        for group in by_shape.values():
+            try:
+                with self.conn.begin_nested():
+                    self.conn.execute(table.insert(), [values for _, values in group])
+            except IntegrityError:
+                for number, values in group:
+                    try:
+                        with self.conn.begin_nested():
+                            self.conn.execute(table.insert(), values)
+                    except IntegrityError as exc:
+                        self.error(number, f"conflicts with the store: {getattr(exc, 'orig', exc)}")
 
     def _existing(self, table: Table, **where: Any) -> int | None:
         query = select(table.c.id)
@@ -287,15 +368,17 @@ class _Importer:
     def _issue_hash(self, number: int, v: dict[str, Any]) -> None:
         v["issue_id"] = self._map("issue", v["issue_id"], "issue_id")
         h = t.issue_hashes.c
-        row = self.conn.execute(
-            select(h.issue_id).where(
-                h.hash == v["hash"], h.grouping_version == v["grouping_version"]
-            )
-        ).first()
-        if row is not None:
+        if (
+            not self.keep_ids
+            and self.conn.execute(
+                select(h.issue_id).where(
+                    h.hash == v["hash"], h.grouping_version == v["grouping_version"]
+                )
+            ).first()
+        ):
             self.skipped["issue_hash"] += 1
             return
-        self.conn.execute(t.issue_hashes.insert(), v)
+        self._put(t.issue_hashes, v)
         self.inserted["issue_hash"] += 1
 
     def _incident(self, number: int, v: dict[str, Any]) -> None:
@@ -334,14 +417,17 @@ class _Importer:
         v["incident_id"] = self._map("incident", v["incident_id"], "incident_id")
         v["issue_id"] = self._map("issue", v["issue_id"], "issue_id")
         c = t.incident_issues.c
-        if self.conn.execute(
-            select(c.incident_id).where(
-                c.incident_id == v["incident_id"], c.issue_id == v["issue_id"]
-            )
-        ).first():
+        if (
+            not self.keep_ids
+            and self.conn.execute(
+                select(c.incident_id).where(
+                    c.incident_id == v["incident_id"], c.issue_id == v["issue_id"]
+                )
+            ).first()
+        ):
             self.skipped["incident_issue"] += 1
             return
-        self.conn.execute(t.incident_issues.insert(), v)
+        self._put(t.incident_issues, v)
         self.inserted["incident_issue"] += 1
 
     def _event(self, number: int, v: dict[str, Any]) -> None:
@@ -349,9 +435,11 @@ class _Importer:
         v["issue_id"] = self._ref("issue", v.get("issue_id"), "issue_id")
         v["incident_id"] = self._ref("incident", v.get("incident_id"), "incident_id")
         found = None
-        if v.get("external_id") is not None:
+        if self.keep_ids:
+            pass  # an empty store holds nothing to match; a repeat within the file is refused
+        elif v.get("external_id") is not None:
             found = self._existing(t.events, source=v["source"], external_id=v["external_id"])
-        elif not self.keep_ids:
+        else:
             found = self._existing(
                 t.events,
                 occurred_at=v["occurred_at"],
@@ -413,12 +501,15 @@ class _Importer:
     def _postmortem(self, number: int, v: dict[str, Any]) -> None:
         v["incident_id"] = self._map("incident", v["incident_id"], "incident_id")
         c = t.postmortems.c
-        if self.conn.execute(
-            select(c.incident_id).where(c.incident_id == v["incident_id"])
-        ).first():
+        if (
+            not self.keep_ids
+            and self.conn.execute(
+                select(c.incident_id).where(c.incident_id == v["incident_id"])
+            ).first()
+        ):
             self.skipped["postmortem"] += 1
             return
-        self.conn.execute(t.postmortems.insert(), v)
+        self._put(t.postmortems, v)
         self.inserted["postmortem"] += 1
 
     def _action_item(self, number: int, v: dict[str, Any]) -> None:
@@ -448,6 +539,7 @@ class _Importer:
 
     def finish(self) -> None:
         """Point merged issues and incidents at their survivors, now that all exist."""
+        self.flush()
         for number, kind, new_id, old_target in self.deferred:
             target = self.maps[kind].get(old_target)
             if target is None:
@@ -518,7 +610,10 @@ def _check(kind: str, name: str, column: Any, value: Any) -> Any:
     elif isinstance(ctype, Double):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidInput(f"{where}: expected a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
         if not math.isfinite(value):
             raise InvalidInput(f"{where}: expected a finite number")
     elif isinstance(ctype, String):

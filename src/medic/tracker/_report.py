@@ -255,6 +255,9 @@ def _timeline(r: IncidentReport) -> _Table:
     ]
     rows += [(e.at, 1, [_when(e.at), f"{e.actor} ({e.actor_kind})", e.message]) for e in r.timeline]
     rows.sort(key=lambda row: (row[0], row[1]))
+    if len(r.timeline) >= MAX_TIMELINE:
+        last = r.timeline[-1].at
+        rows.append((last, 2, ["…", "", f"only the first {MAX_TIMELINE} entries are shown"]))
     strong = frozenset(i for i, row in enumerate(rows) if row[1] == 0)
     return _Table(["Time (UTC)", "Actor", "Entry"], [row[2] for row in rows], strong)
 

@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,7 @@ SIGNAL_FIELDS = frozenset(
         "title",
     }
 )
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _EXCEPTION_FIELDS = frozenset({"type", "value", "frames"})
 _FRAME_FIELDS = frozenset({"module", "function", "filename", "lineno", "in_app"})
 # Epoch seconds outside these years are a unit mistake (milliseconds) or garbage.
@@ -92,22 +94,33 @@ def signal_from_json(obj: Any, *, where: str = "") -> Signal:
             f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
             f"expected some of: {', '.join(sorted(SIGNAL_FIELDS))}"
         )
+    get = obj.get  # absent fields cost no path object: only present ones are checked
     return Signal(
-        service=_required(_name(obj, "service", p), p.at("service")),
-        message=_required(_text(obj, "message", p), p.at("message")),
-        kind=_kind(obj.get("kind"), p.at("kind")),
-        severity=_severity(obj.get("severity"), p.at("severity")),
+        service=_required(_name(obj, "service", p), p, "service"),
+        message=_required(_text(obj, "message", p), p, "message"),
+        kind=Kind.UNKNOWN if get("kind") is None else _kind(obj["kind"], p.at("kind")),
+        severity=None if get("severity") is None else _severity(obj["severity"], p.at("severity")),
         source=_name(obj, "source", p) or "api",
-        occurred_at=_time(obj.get("occurred_at"), p.at("occurred_at")),
-        detected_at=_time(obj.get("detected_at"), p.at("detected_at")),
-        external_id=_key(obj.get("external_id"), p.at("external_id"), MAX_NAME),
-        fingerprint=_fingerprint(obj.get("fingerprint"), p.at("fingerprint")),
-        dedup_key=_key(obj.get("dedup_key"), p.at("dedup_key"), MAX_KEY),
-        action=_action(obj.get("action"), p.at("action")),
-        exception=_exception(obj.get("exception"), p.at("exception")),
+        occurred_at=_time(get("occurred_at"), p.at("occurred_at"))
+        if "occurred_at" in obj
+        else None,
+        detected_at=_time(get("detected_at"), p.at("detected_at"))
+        if "detected_at" in obj
+        else None,
+        external_id=_key(get("external_id"), p.at("external_id"), MAX_NAME)
+        if "external_id" in obj
+        else None,
+        fingerprint=_fingerprint(get("fingerprint"), p.at("fingerprint"))
+        if "fingerprint" in obj
+        else (),
+        dedup_key=_key(get("dedup_key"), p.at("dedup_key"), MAX_KEY)
+        if "dedup_key" in obj
+        else None,
+        action=_action(get("action"), p.at("action")) if "action" in obj else Action.TRIGGER,
+        exception=_exception(get("exception"), p.at("exception")) if "exception" in obj else None,
         probe=_name(obj, "probe", p),
         reason=_text(obj, "reason", p),
-        tags=_tags(obj.get("tags"), p.at("tags")),
+        tags=_tags(get("tags"), p.at("tags")) if "tags" in obj else {},
         release=_name(obj, "release", p),
         environment=_name(obj, "environment", p),
         title=_text(obj, "title", p),
@@ -177,17 +190,33 @@ def jsonable(value: Any) -> Any:
 
 
 class _Path:
-    """Where in the payload a value sits (``line 7``, ``exception.frames[2]``), for errors."""
+    """Where in the payload a value sits (``line 7``, ``exception.frames[2]``), for errors.
 
-    __slots__ = ("path", "where")
+    Built lazily: the path is spelled out only when an error needs it, because a
+    valid line (the common case) never does.
+    """
 
-    def __init__(self, where: str, path: str = "") -> None:
+    __slots__ = ("name", "parent", "where")
+
+    def __init__(self, where: str, parent: _Path | None = None, name: str = "") -> None:
         self.where = where
-        self.path = path
+        self.parent = parent
+        self.name = name
 
     def at(self, name: str) -> _Path:
-        sep = "" if not self.path or name.startswith("[") else "."
-        return _Path(self.where, f"{self.path}{sep}{name}")
+        return _Path(self.where, self, name)
+
+    @property
+    def path(self) -> str:
+        names: list[str] = []
+        node: _Path | None = self
+        while node is not None and node.name:
+            names.append(node.name)
+            node = node.parent
+        out = ""
+        for name in reversed(names):
+            out += name if not out or name.startswith("[") else f".{name}"
+        return out
 
     def error(self, message: str) -> InvalidInput:
         parts = [part for part in (self.where, self.path) if part]
@@ -207,28 +236,29 @@ def _string(value: Any, p: _Path, limit: int, *, single_line: bool) -> str:
         raise p.error(f"expected a string, got {_type(value)}")
     if len(value) > limit:
         raise p.error(f"{len(value)} characters; the limit is {limit}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise p.error("not valid Unicode (a lone surrogate escape such as \\ud800)") from None
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise p.error("not valid Unicode (a lone surrogate escape such as \\ud800)") from None
     if "\x00" in value:
         raise p.error("holds a NUL character")
-    if single_line and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+    if single_line and _CONTROL.search(value):
         raise p.error(f"{value[:40]!r} holds control characters")
     return value
 
 
-def _required(value: str | None, p: _Path) -> str:
+def _required(value: str | None, p: _Path, name: str) -> str:
     if value is None:
-        raise p.error("required, and missing")
+        raise p.at(name).error("required, and missing")
     return value
 
 
 def _name(obj: dict[str, Any], name: str, p: _Path) -> str | None:
-    q = p.at(name)
     value = obj.get(name)
     if value is None:
         return None
+    q = p.at(name)
     text = _string(value, q, MAX_NAME, single_line=True).strip()
     if not text:
         raise q.error("must not be empty")
@@ -236,10 +266,10 @@ def _name(obj: dict[str, Any], name: str, p: _Path) -> str | None:
 
 
 def _text(obj: dict[str, Any], name: str, p: _Path) -> str | None:
-    q = p.at(name)
     value = obj.get(name)
     if value is None:
         return None
+    q = p.at(name)
     return _string(value, q, _TEXTS[name], single_line=False)
 
 
@@ -293,7 +323,10 @@ def _time(value: Any, p: _Path) -> datetime | None:
     if isinstance(value, bool):
         raise p.error("expected an ISO 8601 time or epoch seconds, got a boolean")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
         if not math.isfinite(seconds) or not _MIN_EPOCH <= seconds < _MAX_EPOCH:
             raise p.error(f"epoch seconds {value!r} out of range (milliseconds by mistake?)")
         return datetime.fromtimestamp(seconds, UTC)
@@ -340,6 +373,8 @@ def _tags(value: Any, p: _Path) -> dict[str, str]:
         raise p.error(f"{len(value)} tags; the limit is {MAX_TAGS}")
     out: dict[str, str] = {}
     for key, item in value.items():
+        if not isinstance(key, str):
+            raise p.error(f"tag names must be strings, got {_type(key)}")
         q = p.at(key if key.isidentifier() else f"[{key[:40]!r}]")
         name = _string(key, q, MAX_NAME, single_line=True)
         if not name.strip():
