@@ -2,7 +2,8 @@
 
 The CLI has no supervisor, so medic actions (restart, checkpoint, …) are not
 available here: a step that needs one fails with a clear reason, before any
-destructive step after it can run. `medic up` gives runbooks the real ones.
+destructive step after it can run. Wiring the supervisor's and the checkpoint
+store's actions into runbooks belongs to the recovery engine inside `medic up`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rich.text import Text
 
 from medic.cli._main import Obj, cli
 from medic.cli._render import actor_option, console, echo_json, json_option, open_tracker, table
-from medic.config import load_runbooks
+from medic.config import load_config, load_runbooks
 from medic.errors import InvalidInput, NotFound
 from medic.recovery import (
     MedicActionSet,
@@ -36,11 +37,15 @@ OUTPUT_LINES = 10
 
 
 def _folder(ctx: click.Context, folder: Path | None) -> Path:
-    """--dir, else `runbooks/` beside the config file, else ./runbooks."""
+    """--dir, else the config's `runbooks` folder (default runbooks/ beside it), else ./runbooks."""
     if folder is not None:
         return folder
     obj = ctx.find_object(Obj)
-    base = obj.config.resolve().parent if obj is not None and obj.config is not None else Path()
+    if obj is None or obj.config is None:
+        return Path("runbooks")
+    base = obj.config.resolve().parent
+    if obj.config.is_file():
+        return base / load_config(obj.config).model.runbooks
     return base / "runbooks"
 
 

@@ -246,6 +246,7 @@ class MedicConfig(_Strict):
     categories: dict[Annotated[str, Field(pattern=NAME)], CategoryModel] = Field(
         default_factory=dict
     )
+    runbooks: str = Field(default="runbooks", min_length=1, max_length=4096)
 
     @model_validator(mode="after")
     def _references(self) -> MedicConfig:
