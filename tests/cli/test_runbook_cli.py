@@ -203,9 +203,24 @@ def test_default_folder_is_beside_the_config(tmp_path: Path) -> None:
     """Without --dir, runbooks/ beside the config file is read."""
     conf = tmp_path / "site"
     shutil.copytree(EXAMPLES / "runbooks", conf / "runbooks")
-    (conf / "medic.toml").write_text("")
+    (conf / "medic.toml").write_text('[services.web]\ncommand = ["true"]\n')
     runner = CliRunner(env={"MEDIC_STORE": None})
     out = runner.invoke(cli, ["-c", str(conf / "medic.toml"), "runbook", "list", "--json"])
+    assert out.exit_code == 0, out.output
+    assert len(json.loads(out.stdout)) == 6
+
+
+def test_the_config_can_name_another_runbook_folder(tmp_path: Path) -> None:
+    """`runbooks = "PATH"` in medic.toml is read relative to the config file."""
+    conf = tmp_path / "site"
+    shutil.copytree(EXAMPLES / "runbooks", tmp_path / "procedures")
+    conf.mkdir()
+    (conf / "medic.toml").write_text(
+        'runbooks = "../procedures"\n[services.web]\ncommand = ["true"]\n'
+    )
+    out = CliRunner(env={"MEDIC_STORE": None}).invoke(
+        cli, ["-c", str(conf / "medic.toml"), "runbook", "list", "--json"]
+    )
     assert out.exit_code == 0, out.output
     assert len(json.loads(out.stdout)) == 6
 
