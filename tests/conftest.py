@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from medic.tracker import Tracker
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get(
@@ -48,3 +55,44 @@ def redis_url() -> str:
     """The URL of the local Redis."""
     need_service("Redis", "127.0.0.1", 6379)
     return REDIS_URL
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test.
+
+    Tests (and the helpers' test runs) share one database; a schema each keeps
+    them apart without creating databases.
+    """
+    import sqlalchemy as sa
+
+    schema = f"medic_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store: a SQLite file, then the real PostgreSQL (same tests on both)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "medic.db")
+    return str(request.getfixturevalue("pg_schema_url"))
+
+
+@pytest.fixture
+def tracker(store_url: str) -> Iterator[Tracker]:
+    """A Tracker on a fresh store, closed after the test."""
+    from medic.tracker import Tracker
+
+    t = Tracker(store_url)
+    try:
+        yield t
+    finally:
+        t.close()

@@ -8,11 +8,12 @@ durations; `now()` stamps records in UTC; the two are never mixed.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock", "system_clock", "utcnow"]
+__all__ = ["Clock", "SystemClock", "parse_duration", "system_clock", "utcnow"]
 
 
 @runtime_checkable
@@ -64,3 +65,36 @@ system_clock = SystemClock()
 def utcnow() -> datetime:
     """The current time in UTC, timezone-aware."""
     return datetime.now(UTC)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: str | float | int) -> timedelta:
+    """Parse "250ms", "5s", "15m", "2h", "7d", "1w" or "1h30m"; a bare number is seconds.
+
+    Raises ValueError naming the accepted forms, so callers can attach the key path.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '5s', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower().replace(" ", "")
+        pos, seconds = 0, 0.0
+        for match in _DURATION.finditer(text):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if not text or pos != len(text):
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError(
+                    f"expected a duration like '250ms', '5s', '15m', '2h' or '7d', got {value!r}"
+                ) from None
+    if not 0 <= seconds < 10 * 365 * 86400 or seconds != seconds:
+        raise ValueError(f"duration {value!r} is out of range (0 to 10 years)")
+    return timedelta(seconds=seconds)

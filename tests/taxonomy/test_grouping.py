@@ -110,3 +110,13 @@ def test_numbers_never_split_a_group(x: int, y: int) -> None:
         group(Signal("s", f"queue depth {x} over limit")).hash
         == group(Signal("s", f"queue depth {y} over limit")).hash
     )
+
+
+@given(st.text(alphabet=string.printable, max_size=300))
+def test_word_by_word_masking_equals_masking_the_whole_message(text: str) -> None:
+    """The fast path (mask only the words that need it) gives the full pattern's answer."""
+    from medic.taxonomy._grouping import _MASKS, _mask
+
+    assert normalize_message(text) == " ".join(
+        _MASKS.sub(_mask, " ".join(text[:1024].split())).split()
+    )

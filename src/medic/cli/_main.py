@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from medic._version import __version__
 from medic.errors import MedicError, UserError
+
+if TYPE_CHECKING:
+    from medic.tracker import Tracker
 
 __all__ = ["Obj", "cli", "main"]
 
@@ -25,6 +29,15 @@ class Obj:
 
     store: str | None
     config: Path | None
+
+    def open_tracker(self) -> Tracker:
+        """The store as the config describes it: its grouping rules, severities, categories."""
+        from medic.config import load_config, tracker_settings
+        from medic.tracker import Tracker
+
+        if self.config is not None and self.config.is_file():
+            return tracker_settings(load_config(self.config)).open(self.store_url())
+        return Tracker(self.store_url())
 
     def store_url(self) -> str:
         """The store's URL: --store, then $MEDIC_STORE, then .medic/medic.db beside the config.
@@ -76,7 +89,13 @@ def cli(ctx: click.Context, store: str | None, config: Path | None) -> None:
 
 def _register() -> None:
     # Each face module adds its commands to `cli`; importing it is registering it.
-    from medic.cli import _checkpoint_commands, _tracker_commands  # noqa: F401
+    import medic.cli._runbook_commands  # noqa: F401
+    from medic.cli import (  # noqa: F401
+        _checkpoint_commands,
+        _kpi_commands,
+        _supervisor_commands,
+        _tracker_commands,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,12 @@
 """Frozen event types with stable names: what flows from detection to the record."""
 
+from medic.events._alerts import (
+    AlertLevel,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    NotificationKind,
+)
 from medic.events._checkpoint import (
     BackupCreated,
     BackupFailed,
@@ -11,20 +18,71 @@ from medic.events._checkpoint import (
     RollbackFailed,
     RpoBreached,
 )
+from medic.events._health import HealthEvent, ServiceHealthy, ServiceUnhealthy
+from medic.events._policy import (
+    CallRejected,
+    CallTimedOut,
+    CircuitClosed,
+    CircuitHalfOpened,
+    CircuitOpened,
+    FallbackUsed,
+    PolicyEvent,
+    RetryAttempted,
+    policy_signal,
+)
+from medic.events._process import (
+    ProcessEvent,
+    ServiceExited,
+    ServiceFailover,
+    ServiceFatal,
+    ServiceKilling,
+    ServiceReady,
+    ServiceRestarting,
+    ServiceStarting,
+    ServiceStopped,
+    SupervisorUncleanStop,
+)
 from medic.events._signal import Action, ExceptionInfo, Frame, Signal
 
 __all__ = [
     "Action",
+    "AlertLevel",
     "BackupCreated",
     "BackupFailed",
     "BackupTested",
     "BackupVerified",
+    "CallRejected",
+    "CallTimedOut",
     "CheckpointCreated",
+    "CircuitClosed",
+    "CircuitHalfOpened",
+    "CircuitOpened",
+    "Delivery",
+    "DeliveryStatus",
     "ExceptionInfo",
+    "FallbackUsed",
     "Frame",
+    "HealthEvent",
+    "Notification",
+    "NotificationKind",
+    "PolicyEvent",
+    "ProcessEvent",
     "RestoreCompleted",
+    "RetryAttempted",
     "RollbackCompleted",
     "RollbackFailed",
     "RpoBreached",
+    "ServiceExited",
+    "ServiceFailover",
+    "ServiceFatal",
+    "ServiceHealthy",
+    "ServiceKilling",
+    "ServiceReady",
+    "ServiceRestarting",
+    "ServiceStarting",
+    "ServiceStopped",
+    "ServiceUnhealthy",
     "Signal",
+    "SupervisorUncleanStop",
+    "policy_signal",
 ]

@@ -62,10 +62,15 @@ class Severity(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """What a signal is: its kind, whether trying again can help, and how bad it looks."""
+    """What a signal is: its kind, whether trying again can help, and how bad it looks.
+
+    `retry_after` is the wait the failure itself asked for (an HTTP ``Retry-After``,
+    an open breaker's remaining time), in seconds, when it asked for one.
+    """
 
     kind: Kind
     retryable: bool
     severity: Severity = Severity.SEV3
     strategies: tuple[str, ...] = field(default=())
     reason: str = ""
+    retry_after: float | None = None

@@ -1,0 +1,313 @@
+"""`medic up`: one asyncio process with the supervisor, the probes, the recorder and the control socket.
+
+The app is the only place where the capabilities meet: it subscribes to the bus
+and turns health verdicts into supervisor actions (a failed liveness probe kills
+the hung child, a passing probe makes a start count, a failover probe switches
+the group). Neither capability imports the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from medic.app._control import ControlClient, ControlServer, Send
+from medic.app._paths import RuntimePaths
+from medic.app._recorder import Recorder
+from medic.bus import Bus, Subscription
+from medic.clock import Clock, system_clock
+from medic.config import Plan, build_plan, load_config
+from medic.errors import MedicError, NotFound, UserError
+from medic.events import (
+    HealthEvent,
+    ProcessEvent,
+    ServiceExited,
+    ServiceHealthy,
+    ServiceStarting,
+    ServiceStopped,
+    ServiceUnhealthy,
+    SupervisorUncleanStop,
+)
+from medic.health import HealthMonitor, ProbeAction
+from medic.supervisor import ProcessState, Readiness, Supervisor
+
+__all__ = ["MedicApp"]
+
+
+class MedicApp:
+    """The composition root of `medic up`."""
+
+    def __init__(
+        self,
+        *,
+        config_path: Path,
+        store_url: str,
+        clock: Clock = system_clock,
+        rng: random.Random | None = None,
+        echo: Callable[[object], None] | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.store_url = store_url
+        self.paths = RuntimePaths.for_store(store_url, config=config_path)
+        self._clock, self._rng, self._echo = clock, rng or random.Random(), echo
+        self._stop: asyncio.Event | None = None
+        self.started_at: datetime | None = None
+        self.bus = Bus()
+        self.supervisor: Supervisor | None = None
+        self.monitor: HealthMonitor | None = None
+        self.recorder: Recorder | None = None
+        self.plan: Plan | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self, *, on_ready: Callable[[], None] | None = None) -> None:
+        """Run until SIGTERM, SIGINT or `medic down`; then stop everything in reverse order."""
+        plan = build_plan(load_config(self.config_path), log_dir=self.paths.logs)
+        self.plan = plan
+        self.paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.paths.socket_path_ok():
+            raise UserError(
+                f"{self.paths.socket}: path too long for a Unix socket; use a shorter --store"
+            )
+        previous = self._previous_run()
+        self._stop = asyncio.Event()
+        tracker = plan.tracker.open(self.store_url, clock=self._clock)
+        probed = {p.service for p in plan.probes}
+        recorder = Recorder(tracker, bus=self.bus, severities=plan.severities, probed=probed)
+        self.recorder = recorder
+        recorder.start()
+        unlisten = self.bus.listen(self._echo) if self._echo else None
+        self.started_at = self._clock.now()
+        sup = Supervisor(
+            plan.services, bus=self.bus, clock=self._clock, rng=self._rng,
+            groups=plan.groups, runtime_dir=self.paths.run_dir,
+        )  # fmt: skip
+        self.supervisor = sup
+        sup.open()
+        self._write_pidfile(sup)
+        if previous is not None:
+            self.bus.publish(previous)
+        monitor = HealthMonitor(plan.probes, bus=self.bus, pid_of=self._pid_of, clock=self._clock)
+        self.monitor = monitor
+        monitor.open()
+        wiring = asyncio.create_task(self._wire(self.bus.subscribe(ProcessEvent, HealthEvent)))
+        control = ControlServer(self.paths.socket, self._handle)
+        await control.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            sup.start_all()
+            if on_ready is not None:
+                on_ready()
+            await self._stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await control.close()
+            await monitor.close()
+            await sup.close()
+            wiring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wiring
+            await recorder.close()
+            tracker.close()
+            if unlisten is not None:
+                unlisten()
+            self.paths.pidfile.unlink(missing_ok=True)
+
+    def _write_pidfile(self, sup: Supervisor) -> None:
+        started = self.started_at.isoformat() if self.started_at else None
+        data = {
+            "pid": os.getpid(),
+            "started_at": started,
+            "guard": sup.guard.pid if sup.guard else None,
+        }
+        tmp = self.paths.pidfile.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.paths.pidfile)
+
+    def _previous_run(self) -> SupervisorUncleanStop | None:
+        """Refuse to run twice on one store; report a previous medic that died without cleaning up."""
+        try:
+            data = json.loads(self.paths.pidfile.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            data = {}
+        pid = int(data.get("pid") or 0) if isinstance(data, dict) else 0
+        if self._answers():
+            raise UserError(f"medic is already running for this store (pid {pid})")
+        started = None
+        with contextlib.suppress(TypeError, ValueError):
+            started = datetime.fromisoformat(data.get("started_at"))
+        leftovers: list[int] = []
+        guard = data.get("guard") if isinstance(data, dict) else None
+        if isinstance(guard, int) and psutil.pid_exists(guard):
+            leftovers.append(guard)  # the guard is still killing groups; it exits by itself
+        return SupervisorUncleanStop(
+            service="medic", at=self._clock.now(), previous_pid=pid,
+            previous_started_at=started, leftover_pids=tuple(leftovers),
+        )  # fmt: skip
+
+    def _answers(self) -> bool:
+        """Whether a medic answers on this store's control socket."""
+        try:
+            ControlClient(self.paths.socket, timeout=2).call({"cmd": "status"})
+        except MedicError:
+            return False
+        return True
+
+    def _pid_of(self, service: str) -> int | None:
+        if self.supervisor is None:
+            return None
+        try:
+            child = self.supervisor.runner(service).child
+        except NotFound:
+            return None
+        return child.pid if child is not None and child.alive else None
+
+    # -- the wiring between capabilities --------------------------------------------
+
+    async def _wire(self, events: Subscription) -> None:
+        async for event in events:
+            sup, monitor = self.supervisor, self.monitor
+            if sup is None or monitor is None:
+                continue
+            try:
+                self._react(sup, monitor, event)
+            except NotFound:
+                continue  # the service was removed by a reload meanwhile
+
+    def _react(self, sup: Supervisor, monitor: HealthMonitor, event: object) -> None:
+        match event:
+            case ServiceStarting():
+                monitor.enable(event.service)
+            case ServiceExited() | ServiceStopped():
+                monitor.disable(event.service)
+            case ServiceHealthy():
+                runner = sup.runner(event.service)
+                starting = runner.state is ProcessState.STARTING
+                # ready by probe means every probe of the service passes, not just the quickest
+                if (
+                    starting
+                    and runner.spec.readiness is Readiness.PROBE
+                    and all(p.state == "healthy" for p in monitor.status(event.service))
+                ):
+                    sup.mark_ready(event.service, f"probes ({event.probe} last)")
+            case ServiceUnhealthy():
+                if sup.runner(event.service).state is not ProcessState.RUNNING:
+                    return  # a starting service is judged by its start timeout
+                reason = f"{event.probe} probe failed {event.failures}x: {event.evidence}"
+                if event.action == ProbeAction.RESTART:
+                    sup.kill(event.service, reason)
+                elif event.action == ProbeAction.FAILOVER:
+                    group = sup.group_of(event.service)
+                    if group is not None and sup.active[group.name] == event.service:
+                        asyncio.create_task(sup.failover(group.name, reason=reason))  # noqa: RUF006
+
+    # -- control --------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        sup, monitor = self.supervisor, self.monitor
+        services: list[dict[str, Any]] = []
+        if sup is not None and monitor is not None:
+            for st in sup.status():
+                probes = monitor.status(st.name)
+                states = {p.state for p in probes}
+                health = "-" if not probes else (
+                    "unhealthy" if "unhealthy" in states
+                    else "healthy" if states == {"healthy"} else "unknown"
+                )  # fmt: skip
+                last = max((p for p in probes if p.at), key=lambda p: p.at or 0, default=None)
+                services.append({
+                    "service": st.name, "state": st.state, "pid": st.pid, "uptime": st.uptime,
+                    "restarts": st.restarts, "failures": st.failures, "last_exit": st.last_exit,
+                    "health": health, "status": st.status_text, "fatal_for": st.fatal_for,
+                    "last_probe": None if last is None else {
+                        "probe": last.name, "ok": last.ok, "detail": last.detail,
+                        "at": last.at.isoformat() if last.at else None,
+                    },
+                })  # fmt: skip
+        return {
+            "medic": {
+                "pid": os.getpid(), "config": str(self.config_path), "store": self.store_url,
+                "started_at": self.started_at.isoformat() if self.started_at else None,
+            },
+            "services": services,
+        }  # fmt: skip
+
+    async def reload(self) -> dict[str, Any]:
+        """Apply config changes, restarting only the services whose settings changed."""
+        sup, monitor, old = self.supervisor, self.monitor, self.plan
+        if sup is None or monitor is None or old is None:
+            raise UserError("medic is not running yet")
+        plan = build_plan(load_config(self.config_path), log_dir=self.paths.logs)
+        if plan.groups != old.groups:
+            raise UserError("failover groups changed; restart medic to apply them")
+        added, changed, removed = await sup.apply(plan.services)
+        running = {s.name for s in sup.status() if s.state in ("running", "starting")}
+        probes_changed = monitor.replace(plan.probes, running=running)
+        if self.recorder is not None:
+            self.recorder.configure(
+                severities=plan.severities, probed={p.service for p in plan.probes}
+            )
+        self.plan = plan
+        return {
+            "added": added,
+            "changed": changed,
+            "removed": removed,
+            "probes_changed": probes_changed,
+        }
+
+    async def _handle(self, request: dict[str, Any], send: Send) -> None:
+        sup = self.supervisor
+        command = request.get("cmd")
+        try:
+            if sup is None:
+                raise UserError("medic is starting; try again")
+            if command == "status":
+                await send({"ok": True, **self.status()})
+            elif command in ("start", "stop", "restart"):
+                name = str(request.get("service", ""))
+                sup.runner(name)
+                await {"start": sup.start, "stop": sup.stop, "restart": sup.restart}[command](name)
+                await send({"ok": True, "service": name, "state": sup.runner(name).state.value})
+            elif command == "logs":
+                await self._logs(sup, request, send)
+            elif command == "reload":
+                await send({"ok": True, **(await self.reload())})
+            elif command == "down":
+                await send({"ok": True})
+                self.request_stop()
+            else:
+                raise UserError(f"unknown command {command!r}")
+        except MedicError as exc:
+            await send({"ok": False, "error": str(exc)})
+
+    async def _logs(self, sup: Supervisor, request: dict[str, Any], send: Send) -> None:
+        capture = sup.runner(str(request.get("service", ""))).logs
+        count = max(0, min(int(request.get("n", 50)), 100_000))
+        follower = capture.follow() if request.get("follow") else None
+        try:
+            await send({"ok": True, "lines": capture.tail(count)})
+            while follower is not None:
+                line = await follower.queue.get()
+                await send({"line": line})
+        finally:
+            if follower is not None:
+                follower.close()

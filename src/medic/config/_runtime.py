@@ -1,0 +1,196 @@
+"""From the validated schema to what the supervisor and the monitor run."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from medic.clock import Clock, system_clock
+from medic.config._load import LoadedConfig, signal_number
+from medic.config._schema import (
+    CommandProbe,
+    HeartbeatProbe,
+    HttpProbe,
+    ProcessProbe,
+    ResourceProbe,
+    ServiceModel,
+    TcpProbe,
+)
+from medic.health import (
+    Check,
+    CommandCheck,
+    HeartbeatCheck,
+    HttpCheck,
+    ProbeAction,
+    ProbeSpec,
+    ProcessCheck,
+    ResourceCheck,
+    TcpCheck,
+)
+from medic.supervisor import (
+    Backoff,
+    CrashLoopLimit,
+    DependencyRestart,
+    FailoverGroup,
+    LogSpec,
+    Readiness,
+    RestartPolicy,
+    ServiceSpec,
+    StopSpec,
+)
+from medic.taxonomy import GroupingRule, Severity
+from medic.tracker import DEFAULT_SEVERITY_POLICIES, IssueCategory, SeverityPolicy, Tracker
+
+__all__ = ["Plan", "TrackerSettings", "build_plan", "tracker_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    """What the config says about recording: grouping rules, severities, categories."""
+
+    grouping_rules: tuple[GroupingRule, ...] = ()
+    severity_policies: dict[Severity, SeverityPolicy] = field(
+        default_factory=lambda: dict(DEFAULT_SEVERITY_POLICIES)
+    )
+    categories: tuple[IssueCategory, ...] = ()
+
+    def open(self, url: str, *, clock: Clock = system_clock) -> Tracker:
+        """A Tracker on `url` that groups, grades and categorises as configured."""
+        return Tracker(
+            url,
+            clock=clock,
+            grouping_rules=self.grouping_rules,
+            severity_policies=self.severity_policies,
+            categories=self.categories,
+        )
+
+
+def tracker_settings(config: LoadedConfig) -> TrackerSettings:
+    """The tracker's part of the config, with seed 002's severities where none are given."""
+    model = config.model
+    rules = tuple(
+        GroupingRule(rule.name, dict(rule.match), tuple(rule.fingerprint))
+        for rule in model.grouping.rules
+    )
+    policies = dict(DEFAULT_SEVERITY_POLICIES)
+    for name, sev in model.severities.items():
+        base = policies[Severity.parse(name)]
+        policies[base.severity] = SeverityPolicy(
+            base.severity,
+            sev.meaning or base.meaning,
+            timedelta(seconds=sev.response) if sev.response is not None else base.response_target,
+            timedelta(seconds=sev.rto) if sev.rto is not None else base.rto,
+        )
+    categories = tuple(
+        IssueCategory(
+            name, cat.owner, timedelta(seconds=cat.response), tuple(cat.kinds),
+            tuple(cat.services), tuple(cat.sources),
+        )
+        for name, cat in model.categories.items()
+    )  # fmt: skip
+    return TrackerSettings(rules, policies, categories)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything `medic up` runs, derived from one config file."""
+
+    services: tuple[ServiceSpec, ...]
+    probes: tuple[ProbeSpec, ...]
+    groups: tuple[FailoverGroup, ...]
+    severities: dict[str, Severity]
+    tracker: TrackerSettings = field(default_factory=TrackerSettings)
+
+
+def _argv(command: list[str] | str, shell: bool) -> tuple[str, ...]:
+    if shell:
+        return ("/bin/sh", "-c", str(command))
+    return tuple(shlex.split(command)) if isinstance(command, str) else tuple(command)
+
+
+def _path(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _check(model: object, base: Path) -> Check:
+    match model:
+        case ProcessProbe():
+            return ProcessCheck()
+        case HttpProbe():
+            expected = model.expect_status
+            statuses = tuple(expected) if isinstance(expected, list) else (expected,)
+            return HttpCheck(
+                url=model.url, method=model.method, expect_status=statuses,
+                body_contains=model.body_contains,
+            )  # fmt: skip
+        case TcpProbe():
+            return TcpCheck(host=model.host, port=model.port)
+        case CommandProbe():
+            return CommandCheck(argv=_argv(model.command, False), expect_exit=model.expect_exit)
+        case HeartbeatProbe():
+            return HeartbeatCheck(path=_path(base, model.path), max_age=model.max_age)
+        case ResourceProbe():
+            return ResourceCheck(
+                rss_max=model.rss_max, cpu_max_percent=model.cpu_max_percent,
+                cpu_window=model.cpu_window, fds_max_percent=model.fds_max_percent,
+                threads_max=model.threads_max, disk_free_min=model.disk_free_min,
+                disk_path=_path(base, model.disk_path),
+            )  # fmt: skip
+    raise TypeError(f"unknown probe model {model!r}")
+
+
+def _service(name: str, svc: ServiceModel, base: Path, log_dir: Path | None) -> ServiceSpec:
+    return ServiceSpec(
+        name=name,
+        argv=_argv(svc.command, svc.shell),
+        cwd=_path(base, svc.cwd) if svc.cwd else base,
+        env=dict(svc.env),
+        restart=RestartPolicy(svc.restart),
+        backoff=Backoff(**svc.backoff.model_dump()),
+        crash_loop=CrashLoopLimit(**svc.crash_loop.model_dump()),
+        readiness=Readiness(svc.ready),
+        start_seconds=svc.start_time,
+        start_timeout=svc.start_timeout,
+        stop=StopSpec(signal=signal_number(svc.stop.signal), timeout=svc.stop.timeout),
+        hang_grace=svc.hang_grace,
+        depends_on=tuple(svc.depends_on),
+        on_dependency_restart=DependencyRestart(svc.on_dependency_restart),
+        notify=svc.notify or svc.ready == "notify" or svc.watchdog is not None,
+        watchdog=svc.watchdog,
+        logs=LogSpec(directory=log_dir, **svc.logs.model_dump()),
+    )
+
+
+def build_plan(config: LoadedConfig, *, log_dir: Path | None) -> Plan:
+    """Specs for the supervisor and the monitor; relative paths resolve beside the config."""
+    base = config.base_dir
+    services: list[ServiceSpec] = []
+    probes: list[ProbeSpec] = []
+    for name, svc in config.model.services.items():
+        services.append(_service(name, svc, base, log_dir))
+        used: set[str] = set()
+        for index, probe in enumerate(svc.probes):
+            probe_name = probe.name or probe.type
+            if probe_name in used:
+                probe_name = f"{probe_name}-{index}"
+            used.add(probe_name)
+            probes.append(
+                ProbeSpec(
+                    service=name, name=probe_name, check=_check(probe, base),
+                    interval=probe.interval, timeout=probe.timeout, failures=probe.failures,
+                    successes=probe.successes, action=ProbeAction(probe.action),
+                    initial_delay=probe.initial_delay,
+                )
+            )  # fmt: skip
+    groups = tuple(
+        FailoverGroup(
+            name=name, members=tuple(g.services), failback=g.failback,
+            failback_after=g.failback_after,
+        )
+        for name, g in config.model.groups.items()
+    )  # fmt: skip
+    severities = {name: Severity.parse(svc.severity) for name, svc in config.model.services.items()}
+    return Plan(tuple(services), tuple(probes), groups, severities, tracker_settings(config))

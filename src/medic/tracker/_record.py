@@ -1,0 +1,789 @@
+"""Recording signals: grouping into issues and incidents in one short write transaction.
+
+A batch is planned in memory and flushed with a handful of bulk statements, so
+the cost per signal is one row in `events` plus its share of a few updates:
+
+1. idempotency: signals whose (source, external_id) is already stored are skipped;
+2. issues: looked up by grouping hash (every hash an issue ever had is kept);
+   new ones are inserted, known ones get their counters and regressions;
+3. incidents: one open incident per dedup key; a trigger joins it or opens a new
+   one (a trigger after resolve opens a new incident linked to the old one, as in
+   PagerDuty); acknowledge, mitigate and resolve signals move it along;
+4. the events, timeline entries and incident↔issue links are inserted in bulk.
+
+Signals are applied in the order given, so a trigger followed by a resolve in the
+same batch ends resolved.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import ClauseElement, Connection, Executable, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from medic.errors import InvalidInput, MedicInternalError
+from medic.events import Action, ExceptionInfo, Signal
+from medic.taxonomy import GROUPING_VERSION, Grouping, GroupingRule, Severity, group
+from medic.tracker import _tables as t
+from medic.tracker._model import (
+    IncidentStatus,
+    IssueCategory,
+    IssueStatus,
+    IssueSubstatus,
+    ResolutionKind,
+    ResolutionReason,
+    TimelineKind,
+)
+from medic.tracker._views import RecordResult
+
+__all__ = ["MAX_MESSAGE", "Recorder", "clean_text", "dumps", "epoch"]
+
+MAX_MESSAGE = 8192
+MAX_NAME = 200
+DEFAULT_SEVERITY = Severity.SEV3
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def epoch(moment: datetime) -> float:
+    """UTC epoch seconds; a naive datetime is taken to be UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def clean_text(value: str, limit: int) -> str:
+    """Text any database accepts: no NUL bytes (PostgreSQL refuses them), bounded length."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value
+
+
+def _name(value: str, what: str) -> str:
+    if value in _GOOD_NAMES:
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise InvalidInput(f"{what}: must be a non-empty string")
+    if len(text) > MAX_NAME or not text.isprintable():
+        raise InvalidInput(f"{what}: {value[:60]!r} is too long or holds control characters")
+    if text == value and len(_GOOD_NAMES) < 10_000:
+        _GOOD_NAMES.add(value)
+    return text
+
+
+# Service and source names repeat endlessly; remember the ones already checked (bounded).
+_GOOD_NAMES: set[str] = set()
+
+
+@dataclass(slots=True)
+class _Issue:
+    id: int
+    status: str
+    substatus: str
+    severity: int
+    times_seen: int
+    first_seen: float
+    last_seen: float
+    last_release: str | None
+    touched: bool = False
+
+
+@dataclass(slots=True)
+class _Incident:
+    id: int
+    dedup_key: str
+    status: str
+    severity: int
+    impact_started_at: float
+    acknowledged_at: float | None
+    mitigated_at: float | None
+    resolved_at: float | None
+    signal_count: int
+    last_signal_at: float | None
+    resolution_kind: str | None = None
+    resolution_reason: str | None = None
+    new_links: set[int] = field(default_factory=set)
+    touched: bool = False
+
+
+@dataclass(slots=True)
+class _Prepared:
+    signal: Signal
+    service: str
+    source: str
+    key: str
+    severity: int
+    occurred: float
+    detected: float
+    message: str
+    grouping: Grouping | None
+
+
+class Recorder:
+    """Turns signals into rows. Holds no connection: each call gets a write transaction."""
+
+    def __init__(
+        self, *, rules: Sequence[GroupingRule] = (), categories: Sequence[IssueCategory] = ()
+    ) -> None:
+        self.rules = tuple(rules)
+        self.categories = tuple(categories)
+        # Incident↔issue links already stored. Links are never removed while both ends
+        # receive signals and ids are never reused, so a remembered link stays true.
+        self._links: set[tuple[int, int]] = set()
+
+    def prepare(self, signals: Iterable[Signal], now: float) -> list[_Prepared]:
+        """Validate and group outside the write lock: the lock is held only for the database."""
+        out: list[_Prepared] = []
+        for index, s in enumerate(signals):
+            if not isinstance(s, Signal):
+                raise InvalidInput(
+                    f"signal {index}: expected a medic.events.Signal, got {type(s).__name__}"
+                )
+            where = f"signal {index}"
+            service = _name(s.service, f"{where}: service")
+            source = _name(s.source, f"{where}: source")
+            if not isinstance(s.message, str):
+                raise InvalidInput(f"{where}: message must be a string")
+            message = clean_text(s.message, MAX_MESSAGE)
+            detected = epoch(s.detected_at) if s.detected_at else now
+            occurred = epoch(s.occurred_at) if s.occurred_at else detected
+            occurred = min(occurred, detected)
+            key = clean_text(s.dedup_key, 500) if s.dedup_key else f"service:{service}"
+            severity = int(s.severity) if s.severity is not None else int(DEFAULT_SEVERITY)
+            grouping = group(s, self.rules) if s.action is Action.TRIGGER else None
+            out.append(
+                _Prepared(s, service, source, key, severity, occurred, detected, message, grouping)
+            )
+        return out
+
+    def write(
+        self, conn: Connection, batch: list[_Prepared], now: float
+    ) -> tuple[list[RecordResult], list[tuple[int, int]]]:
+        """Apply the batch; returns the results and the incident↔issue links it stored."""
+        seen = self._already_stored(conn, batch)
+        issues = self._load_issues(conn, batch)
+        incidents = self._load_open_incidents(conn, batch)
+        registry = list(incidents.values())  # every incident touched, even once replaced by key
+        events: list[tuple[Any, ...]] = []
+        timeline: list[dict[str, Any]] = []
+        results: list[RecordResult | None] = []
+        slots: list[int] = []  # index into results for each inserted event
+        for p in batch:
+            s = p.signal
+            ext = (p.source, s.external_id) if s.external_id else None
+            if ext is not None and ext in seen:
+                issue_id, incident_id, event_id = seen[ext]
+                results.append(RecordResult(event_id, issue_id, incident_id, duplicate=True))
+                continue
+            issue_id = None
+            new_issue = False
+            if p.grouping is not None:
+                issue_id, new_issue = self._issue_for(conn, p, issues, timeline, now)
+            incident, new_incident = self._incident_for(conn, p, issue_id, incidents, timeline, now)
+            if new_incident and incident is not None:
+                registry.append(incident)
+            incident_id = incident.id if incident else None
+            events.append(_event_row(p, issue_id, incident_id, now))
+            results.append(
+                RecordResult(None, issue_id, incident_id, False, new_issue, new_incident)
+            )
+            slots.append(len(results) - 1)
+            if ext is not None:
+                seen[ext] = (issue_id, incident_id, None)
+        event_ids = self._insert_events(conn, events)
+        for slot, event_id in zip(slots, event_ids, strict=True):
+            r = results[slot]
+            assert r is not None
+            results[slot] = RecordResult(
+                event_id, r.issue_id, r.incident_id, False, r.new_issue, r.new_incident
+            )
+        self._flush_issues(conn, issues.values())
+        links = self._flush_incidents(conn, registry)
+        if timeline:
+            _run_many(conn, _I_TIMELINE, timeline)
+        return [r for r in results if r is not None], links
+
+    # -- idempotency -----------------------------------------------------------------
+
+    def _already_stored(
+        self, conn: Connection, batch: list[_Prepared]
+    ) -> dict[tuple[str, str], tuple[int | None, int | None, int | None]]:
+        ids = {p.signal.external_id for p in batch if p.signal.external_id}
+        if not ids:
+            return {}
+        rows = conn.execute(_Q_STORED, {"ids": list(ids)})
+        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
+
+    # -- issues ------------------------------------------------------------------------
+
+    def _load_issues(self, conn: Connection, batch: list[_Prepared]) -> dict[str, _Issue]:
+        hashes = {p.grouping.hash for p in batch if p.grouping is not None}
+        if not hashes:
+            return {}
+        if len(hashes) == 1:
+            rows = _run(conn, _Q_ISSUE, {"version": GROUPING_VERSION, "hash": next(iter(hashes))})
+        else:
+            rows = conn.execute(_Q_ISSUES, {"version": GROUPING_VERSION, "hashes": list(hashes)})
+        return {r[0]: _Issue(*r[1:]) for r in rows}
+
+    def _issue_for(
+        self,
+        conn: Connection,
+        p: _Prepared,
+        issues: dict[str, _Issue],
+        timeline: list[dict[str, Any]],
+        now: float,
+    ) -> tuple[int, bool]:
+        grouping = p.grouping
+        assert grouping is not None
+        known = issues.get(grouping.hash)
+        if known is None:
+            known = self._create_issue(conn, p, grouping)
+            issues[grouping.hash] = known
+            return known.id, True
+        known.touched = True
+        known.times_seen += 1
+        known.last_seen = max(known.last_seen, p.occurred)
+        known.first_seen = min(known.first_seen, p.occurred)
+        known.severity = min(known.severity, p.severity)
+        if p.signal.release:
+            known.last_release = p.signal.release
+        if known.status == IssueStatus.RESOLVED:
+            known.status = IssueStatus.UNRESOLVED
+            known.substatus = IssueSubstatus.REGRESSED
+            timeline.append(
+                _timeline_row(
+                    None,
+                    TimelineKind.STATUS_CHANGED,
+                    "issue regressed: seen again after it was resolved",
+                    now,
+                    actor=p.source,
+                    actor_kind="source",
+                    details={"from": "resolved", "to": "unresolved", "substatus": "regressed"},
+                    issue_id=known.id,
+                )
+            )
+        elif known.status == IssueStatus.UNRESOLVED and known.substatus == IssueSubstatus.NEW:
+            known.substatus = IssueSubstatus.ONGOING
+        return known.id, False
+
+    def _create_issue(self, conn: Connection, p: _Prepared, grouping: Grouping) -> _Issue:
+        s = p.signal
+        exc = s.exception
+        if exc is not None:
+            title = f"{exc.type}: {exc.value}" if exc.value else exc.type
+            in_app = [f for f in exc.frames if f.in_app]
+            culprit = f"{in_app[-1].module}.{in_app[-1].function}" if in_app else ""
+        else:
+            title = s.title or p.message
+            culprit = f"probe {s.probe}" if s.probe else ""
+        inputs = dumps(grouping.inputs)
+        category = next(
+            (
+                c
+                for c in self.categories
+                if c.matches(kind=s.kind.value, service=p.service, source=p.source)
+            ),
+            None,
+        )
+        issue_id = conn.execute(
+            _I_ISSUE,
+            {
+                "service": p.service,
+                "title": clean_text(title, 500),
+                "culprit": clean_text(culprit, 500),
+                "kind": str(s.kind),
+                "severity": p.severity,
+                "status": IssueStatus.UNRESOLVED.value,
+                "substatus": IssueSubstatus.NEW.value,
+                "first_seen": p.occurred,
+                "last_seen": p.occurred,
+                "times_seen": 1,
+                "reported_by": p.source,
+                "first_release": s.release,
+                "last_release": s.release,
+                "grouping_variant": grouping.variant,
+                "grouping_inputs": inputs,
+                "category": category.name if category else None,
+                "owner": category.owner if category else None,
+                "assigned_to": category.owner if category else None,
+                "response_target_s": category.response_target.total_seconds() if category else None,
+            },
+        ).scalar_one()
+        conn.execute(
+            _I_HASH,
+            {
+                "hash": grouping.hash,
+                "grouping_version": grouping.version,
+                "issue_id": issue_id,
+                "variant": grouping.variant,
+                "inputs": inputs,
+            },
+        )
+        return _Issue(
+            issue_id, "unresolved", "new", p.severity, 1, p.occurred, p.occurred, s.release
+        )
+
+    def _flush_issues(self, conn: Connection, issues: Iterable[_Issue]) -> None:
+        rows = [
+            {
+                "b_id": x.id,
+                "b_status": x.status,
+                "b_substatus": x.substatus,
+                "b_severity": x.severity,
+                "b_times_seen": x.times_seen,
+                "b_first_seen": x.first_seen,
+                "b_last_seen": x.last_seen,
+                "b_last_release": x.last_release,
+            }
+            for x in issues
+            if x.touched
+        ]
+        if rows:
+            _run_many(conn, _U_ISSUE, rows)
+
+    # -- incidents ---------------------------------------------------------------------
+
+    def _load_open_incidents(
+        self, conn: Connection, batch: list[_Prepared]
+    ) -> dict[str, _Incident]:
+        keys = {p.key for p in batch}
+        if len(keys) == 1:
+            rows = _run(conn, _Q_OPEN_ONE, {"key": next(iter(keys))})
+        else:
+            rows = conn.execute(_Q_OPEN, {"keys": list(keys)})
+        return {r[1]: _Incident(*r) for r in rows}
+
+    def _incident_for(
+        self,
+        conn: Connection,
+        p: _Prepared,
+        issue_id: int | None,
+        incidents: dict[str, _Incident],
+        timeline: list[dict[str, Any]],
+        now: float,
+    ) -> tuple[_Incident | None, bool]:
+        s = p.signal
+        inc = incidents.get(p.key)
+        if inc is not None and inc.status not in _OPEN:
+            inc = None
+        created = False
+        if s.action is Action.TRIGGER:
+            if inc is None:
+                inc = self._create_incident(conn, p, now, incidents, timeline)
+                incidents[p.key] = inc
+                created = True
+            else:
+                inc.touched = True
+                inc.signal_count += 1
+                inc.last_signal_at = max(inc.last_signal_at or 0.0, p.detected)
+                inc.impact_started_at = min(inc.impact_started_at, p.occurred)
+                if p.severity < inc.severity:
+                    timeline.append(
+                        _timeline_row(
+                            inc.id,
+                            TimelineKind.SEVERITY_CHANGED,
+                            f"severity raised to SEV{p.severity} by a new signal",
+                            now,
+                            actor=p.source,
+                            actor_kind="source",
+                            details={"from": f"SEV{inc.severity}", "to": f"SEV{p.severity}"},
+                        )
+                    )
+                    inc.severity = p.severity
+            if issue_id is not None:
+                inc.new_links.add(issue_id)
+            return inc, created
+        if inc is None:
+            return None, False  # PagerDuty ignores ack/resolve for an unknown dedup key
+        target = {
+            Action.ACKNOWLEDGE: IncidentStatus.ACKNOWLEDGED,
+            Action.MITIGATE: IncidentStatus.MITIGATED,
+            Action.RESOLVE: IncidentStatus.RESOLVED,
+        }[s.action]
+        if inc.status == target or target not in _NEXT[IncidentStatus(inc.status)]:
+            return inc, False  # a repeated or out-of-order report changes nothing
+        at = p.detected
+        inc.touched = True
+        old = inc.status
+        inc.status = target.value
+        if target is IncidentStatus.ACKNOWLEDGED:
+            inc.acknowledged_at = at
+        elif target is IncidentStatus.MITIGATED:
+            inc.mitigated_at = at
+        else:
+            inc.resolved_at = at
+            inc.mitigated_at = inc.mitigated_at or at
+            inc.resolution_kind = ResolutionKind.AUTO_RECOVERY.value
+            inc.resolution_reason = ResolutionReason.FIXED.value
+        timeline.append(
+            _timeline_row(
+                inc.id,
+                TimelineKind.STATUS_CHANGED,
+                f"{old} → {target.value}: {p.message}" if p.message else f"{old} → {target.value}",
+                at,
+                actor=p.source,
+                actor_kind="automation",
+                details={"from": old, "to": target.value},
+            )
+        )
+        return inc, False
+
+    def _create_incident(
+        self,
+        conn: Connection,
+        p: _Prepared,
+        now: float,
+        incidents: dict[str, _Incident],
+        timeline: list[dict[str, Any]],
+    ) -> _Incident:
+        s = p.signal
+        previous = incidents.get(p.key)
+        if previous is not None:
+            # Closed earlier in this batch: release its dedup key now (the unique index on
+            # open keys would refuse the new incident); its full row is written at flush.
+            _run(conn, _U_CLOSE, {"b_id": previous.id})
+        related = [previous.id] if previous is not None else self._last_closed(conn, p.key)
+        title = clean_text(f"{p.service}: {s.title or p.message}", 300)
+        incident_id = conn.execute(
+            _I_INCIDENT,
+            {
+                "title": title,
+                "service": p.service,
+                "severity": p.severity,
+                "status": IncidentStatus.TRIGGERED.value,
+                "is_open": True,
+                "dedup_key": p.key,
+                "impact_started_at": p.occurred,
+                "detected_at": p.detected,
+                "triggered_at": p.detected,  # the alert fires when the failure is detected
+                "signal_count": 1,
+                "last_signal_at": p.detected,
+                "related": dumps(related),
+            },
+        ).scalar_one()
+        timeline.append(
+            _timeline_row(
+                incident_id,
+                TimelineKind.SIGNAL_RECEIVED,
+                f"triggered by {p.source}: {p.message}",
+                p.detected,
+                actor=p.source,
+                actor_kind="source",
+                details={"severity": f"SEV{p.severity}", "kind": str(s.kind), "probe": s.probe},
+            )
+        )
+        return _Incident(
+            incident_id, p.key, "triggered", p.severity, p.occurred, None, None, None, 1, p.detected
+        )
+
+    def _last_closed(self, conn: Connection, key: str) -> list[int]:
+        row = _run(conn, _Q_LAST, {"key": key}).fetchone()
+        return [int(row[0])] if row else []
+
+    def _flush_incidents(
+        self, conn: Connection, incidents: list[_Incident]
+    ) -> list[tuple[int, int]]:
+        rows = []
+        links: list[dict[str, int]] = []
+        for inc in incidents:
+            for issue_id in inc.new_links:
+                if (inc.id, issue_id) not in self._links:
+                    links.append({"incident_id": inc.id, "issue_id": issue_id})
+            if not inc.touched:
+                continue
+            rows.append(
+                {
+                    "b_id": inc.id,
+                    "b_status": inc.status,
+                    "b_is_open": inc.status in _OPEN,
+                    "b_severity": inc.severity,
+                    "b_impact": inc.impact_started_at,
+                    "b_ack": inc.acknowledged_at,
+                    "b_mit": inc.mitigated_at,
+                    "b_res": inc.resolved_at,
+                    "b_count": inc.signal_count,
+                    "b_last": inc.last_signal_at,
+                    "b_rkind": inc.resolution_kind,
+                    "b_rreason": inc.resolution_reason,
+                }
+            )
+        if rows:
+            _run_many(conn, _U_INCIDENT, rows)
+        if links:
+            _run_many(conn, _I_LINK_SQLITE if conn.dialect.name == "sqlite" else _I_LINK_PG, links)
+        return [(x["incident_id"], x["issue_id"]) for x in links]
+
+    def remember(self, links: list[tuple[int, int]]) -> None:
+        """Note links whose transaction committed (bounded: forgotten wholesale when large)."""
+        if len(self._links) > 10_000:
+            self._links.clear()
+        self._links.update(links)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+        if not rows:
+            return []
+        if conn.dialect.name == "sqlite":
+            if len(rows) == 1:
+                return [int(conn.exec_driver_sql(_EVENT_INSERT, rows[0]).lastrowid)]
+            # One executemany straight into the driver: SQLite cannot batch RETURNING, and
+            # with the write lock held and no AUTOINCREMENT gaps the new ids are contiguous.
+            conn.exec_driver_sql(_EVENT_INSERT, rows)
+            last = int(conn.exec_driver_sql("SELECT max(id) FROM events").scalar_one())
+            return list(range(last - len(rows) + 1, last + 1))
+        if conn.dialect.name == "postgresql":
+            return _copy_events_pg(conn, rows)
+        result = conn.execute(
+            _I_EVENTS_RETURNING, [dict(zip(_EVENT_COLUMNS, r, strict=True)) for r in rows]
+        )
+        return [int(r[0]) for r in result]
+
+
+# Statements are built once: constructing SQLAlchemy expressions per call costs more
+# than executing them. IN lists use expanding parameters.
+_i, _c, _h, _e = t.issues.c, t.incidents.c, t.issue_hashes.c, t.events.c
+_Q_STORED = select(_e.source, _e.external_id, _e.issue_id, _e.incident_id, _e.id).where(
+    _e.external_id.in_(bindparam("ids", expanding=True))
+)
+_ISSUES_BASE = (
+    select(
+        _h.hash,
+        _i.id,
+        _i.status,
+        _i.substatus,
+        _i.severity,
+        _i.times_seen,
+        _i.first_seen,
+        _i.last_seen,
+        _i.last_release,
+    )
+    .join(t.issues, _i.id == _h.issue_id)
+    .where(_h.grouping_version == bindparam("version"))
+)
+_Q_ISSUES = _ISSUES_BASE.where(_h.hash.in_(bindparam("hashes", expanding=True)))
+# Single-key twins of the IN queries: a plain equality skips expanding-parameter work,
+# which is most of the cost of recording one signal at a time.
+_Q_ISSUE = _ISSUES_BASE.where(_h.hash == bindparam("hash"))
+_OPEN_BASE = select(
+    _c.id,
+    _c.dedup_key,
+    _c.status,
+    _c.severity,
+    _c.impact_started_at,
+    _c.acknowledged_at,
+    _c.mitigated_at,
+    _c.resolved_at,
+    _c.signal_count,
+    _c.last_signal_at,
+).where(_c.is_open.is_(True))
+_Q_OPEN = _OPEN_BASE.where(_c.dedup_key.in_(bindparam("keys", expanding=True)))
+_Q_OPEN_ONE = _OPEN_BASE.where(_c.dedup_key == bindparam("key"))
+_Q_LAST = select(_c.id).where(_c.dedup_key == bindparam("key")).order_by(_c.id.desc()).limit(1)
+_I_ISSUE = insert(t.issues).returning(_i.id)
+_I_HASH = insert(t.issue_hashes)
+_I_INCIDENT = insert(t.incidents).returning(_c.id)
+# A link may exist already (the incident saw this issue before): the database skips it.
+_I_LINK_SQLITE = sqlite_insert(t.incident_issues).on_conflict_do_nothing()
+_I_LINK_PG = pg_insert(t.incident_issues).on_conflict_do_nothing()
+_I_TIMELINE = insert(t.timeline)
+_I_EVENTS_RETURNING = insert(t.events).returning(_e.id, sort_by_parameter_order=True)
+_U_ISSUE = (
+    update(t.issues)
+    .where(_i.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        substatus=bindparam("b_substatus"),
+        severity=bindparam("b_severity"),
+        times_seen=bindparam("b_times_seen"),
+        first_seen=bindparam("b_first_seen"),
+        last_seen=bindparam("b_last_seen"),
+        last_release=bindparam("b_last_release"),
+    )
+)
+_U_CLOSE = update(t.incidents).where(_c.id == bindparam("b_id")).values(is_open=False)
+_U_INCIDENT = (
+    update(t.incidents)
+    .where(_c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        is_open=bindparam("b_is_open"),
+        severity=bindparam("b_severity"),
+        impact_started_at=bindparam("b_impact"),
+        acknowledged_at=bindparam("b_ack"),
+        mitigated_at=bindparam("b_mit"),
+        resolved_at=bindparam("b_res"),
+        signal_count=bindparam("b_count"),
+        last_signal_at=bindparam("b_last"),
+        resolution_kind=bindparam("b_rkind"),
+        resolution_reason=bindparam("b_rreason"),
+    )
+)
+
+
+# On SQLite the hot statements run on the driver's cursor, compiled once: SQLAlchemy's
+# per-execution work costs several times what SQLite spends on these one-row queries,
+# and one committed record() runs six of them. Other dialects use SQLAlchemy as usual.
+_COMPILED: dict[int, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+
+def _sqlite_sql(conn: Connection, stmt: Executable) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    found = _COMPILED.get(id(stmt))
+    if found is None:
+        compiled = cast(SQLCompiler, cast(ClauseElement, stmt).compile(dialect=conn.dialect))
+        found = (str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
+        _COMPILED[id(stmt)] = found
+    return found
+
+
+def _run(conn: Connection, stmt: Executable, params: dict[str, Any]) -> Any:
+    """Execute one prebuilt statement; returns something with fetchone() and iteration."""
+    if conn.dialect.name != "sqlite":
+        return conn.execute(stmt, params)
+    sql, order, defaults = _sqlite_sql(conn, stmt)
+    return conn.exec_driver_sql(
+        sql, tuple(params[k] if k in params else defaults[k] for k in order)
+    )
+
+
+def _run_many(conn: Connection, stmt: Executable, rows: list[dict[str, Any]]) -> None:
+    if conn.dialect.name != "sqlite":
+        conn.execute(stmt, rows)
+        return
+    sql, order, defaults = _sqlite_sql(conn, stmt)
+    conn.exec_driver_sql(
+        sql, [tuple(row[k] if k in row else defaults[k] for k in order) for row in rows]
+    )
+
+
+def _copy_events_pg(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+    """Take ids from the sequence in one query, then COPY the rows: PostgreSQL's fast path.
+
+    A multi-row INSERT … RETURNING of 1,000 rows spends most of its time having the
+    driver parse a fresh query text; COPY streams the rows instead.
+    """
+    ids = [
+        int(r[0])
+        for r in conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, %(n)s)",
+            {"n": len(rows)},
+        )
+    ]
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise MedicInternalError("the PostgreSQL connection has no driver connection")
+    with raw.cursor() as cursor, cursor.copy(_EVENT_COPY) as copy:
+        for event_id, row in zip(ids, rows, strict=True):
+            copy.write_row((event_id, *row))
+    return ids
+
+
+_EVENT_COLUMNS = tuple(c.name for c in t.events.columns if c.name != "id")
+_EVENT_COPY = (
+    f"COPY events (id, {', '.join(c.name for c in t.events.columns if c.name != 'id')}) FROM STDIN"
+)
+_EVENT_INSERT = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+)
+_OPEN = {
+    s.value
+    for s in (IncidentStatus.TRIGGERED, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED)
+}
+_NEXT = {
+    IncidentStatus.TRIGGERED: {
+        IncidentStatus.ACKNOWLEDGED,
+        IncidentStatus.MITIGATED,
+        IncidentStatus.RESOLVED,
+    },
+    IncidentStatus.ACKNOWLEDGED: {IncidentStatus.MITIGATED, IncidentStatus.RESOLVED},
+    IncidentStatus.MITIGATED: {IncidentStatus.RESOLVED},
+}
+
+
+def _event_row(
+    p: _Prepared, issue_id: int | None, incident_id: int | None, now: float
+) -> tuple[Any, ...]:
+    """One events row as a tuple in `_EVENT_COLUMNS` order (the driver takes it as is)."""
+    s = p.signal
+    exc = s.exception
+    return (
+        p.source,
+        clean_text(s.external_id, 200) if s.external_id else None,
+        now,
+        p.occurred,
+        p.detected,
+        p.service,
+        s.kind.value,
+        p.severity,
+        s.action.value,
+        p.message,
+        clean_text(s.title, 500) if s.title else None,
+        p.grouping.hash if p.grouping else "",
+        p.key,
+        s.probe,
+        clean_text(s.reason, 500) if s.reason else None,
+        s.release,
+        s.environment,
+        dumps(dict(s.tags)) if s.tags else None,
+        _exception_json(exc) if exc else None,
+        issue_id,
+        incident_id,
+    )
+
+
+def _exception_json(exc: ExceptionInfo) -> str:
+    return dumps(
+        {
+            "type": exc.type,
+            "value": exc.value,
+            "frames": [
+                {
+                    "function": f.function,
+                    "module": f.module,
+                    "filename": f.filename,
+                    "lineno": f.lineno,
+                    "in_app": f.in_app,
+                }
+                for f in exc.frames
+            ],
+        }
+    )
+
+
+def _timeline_row(
+    incident_id: int | None,
+    kind: TimelineKind,
+    message: str,
+    at: float,
+    *,
+    actor: str,
+    actor_kind: str,
+    details: dict[str, Any] | None = None,
+    issue_id: int | None = None,
+    event_id: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "issue_id": issue_id,
+        "at": at,
+        "actor_kind": actor_kind,
+        "actor": actor,
+        "kind": kind.value,
+        "message": clean_text(message, 2000),
+        "details": dumps(details or {}),
+        "event_id": event_id,
+    }

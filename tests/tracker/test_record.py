@@ -1,0 +1,292 @@
+"""Recording signals: issues by fingerprint, incidents by dedup key, idempotency, timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from medic.errors import InvalidInput
+from medic.events import Action, ExceptionInfo, Frame, Signal
+from medic.taxonomy import Kind, Severity
+from medic.tracker import IssueCategory, Tracker
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def test_similar_messages_become_one_issue_and_one_incident(tracker: Tracker) -> None:
+    """Occurrences of one failure share an issue (times_seen counts) and the open incident."""
+    results = [
+        tracker.record(Signal("api", f"timeout after {n}s talking to 10.0.0.{n}:5432"))
+        for n in range(1, 4)
+    ]
+    assert {r.issue_id for r in results} == {results[0].issue_id}
+    assert {r.incident_id for r in results} == {results[0].incident_id}
+    assert [r.new_issue for r in results] == [True, False, False]
+    issue = tracker.issue(results[0].issue_id)  # type: ignore[arg-type]
+    assert issue.times_seen == 3
+    assert issue.status == "unresolved"
+    assert issue.substatus == "ongoing"
+    incident = tracker.incident(results[0].incident_id)  # type: ignore[arg-type]
+    assert incident.signal_count == 3
+    assert incident.issue_ids == [issue.id]
+    assert incident.dedup_key == "service:api"
+
+
+def test_a_signal_is_stored_once_per_source_and_external_id(tracker: Tracker) -> None:
+    """Replaying a signal (same source + external id) changes nothing; another source is new."""
+    s = Signal("api", "boom", source="sentry", external_id="evt-1")
+    first = tracker.record(s)
+    again = tracker.record(s)
+    batch = tracker.record_many(
+        [s, Signal("api", "boom", source="alertmanager", external_id="evt-1")]
+    )
+    assert again.duplicate
+    assert again.event_id == first.event_id
+    assert batch[0].duplicate
+    assert not batch[1].duplicate
+    assert tracker.issue(first.issue_id).times_seen == 2  # type: ignore[arg-type]
+    assert tracker.counts()["events"] == 2
+
+
+def test_duplicates_inside_one_batch_are_stored_once(tracker: Tracker) -> None:
+    """The same external id twice in one batch is one event."""
+    s = Signal("api", "boom", external_id="x")
+    results = tracker.record_many([s, s, s])
+    assert [r.duplicate for r in results] == [False, True, True]
+    assert tracker.counts()["events"] == 1
+
+
+def test_mitigate_and_resolve_signals_close_the_loop_with_auto_recovery(tracker: Tracker) -> None:
+    """The supervisor's story: fail at T0, detected +0.25 s, restarted +1.5 s, healthy +3 s."""
+    key = "service:web"
+    opened = tracker.record(
+        Signal(
+            "web",
+            "process exited with code 1",
+            source="supervisor",
+            dedup_key=key,
+            occurred_at=T0,
+            detected_at=T0 + timedelta(milliseconds=250),
+            severity=Severity.SEV2,
+        )
+    )
+    tracker.record(
+        Signal(
+            "web",
+            "restarted",
+            source="supervisor",
+            dedup_key=key,
+            action=Action.MITIGATE,
+            detected_at=T0 + timedelta(milliseconds=1500),
+        )
+    )
+    tracker.record(
+        Signal(
+            "web",
+            "probes pass",
+            source="supervisor",
+            dedup_key=key,
+            action=Action.RESOLVE,
+            detected_at=T0 + timedelta(milliseconds=3000),
+        )
+    )
+    incident = tracker.incident(opened.incident_id)  # type: ignore[arg-type]
+    assert incident.status == "resolved"
+    assert incident.resolution_kind == "auto_recovery"
+    assert incident.severity is Severity.SEV2
+    assert incident.impact_started_at == T0
+    assert incident.detected_at - T0 == timedelta(milliseconds=250)
+    assert incident.mitigated_at - T0 == timedelta(milliseconds=1500)  # type: ignore[operator]
+    assert incident.resolved_at - T0 == timedelta(milliseconds=3000)  # type: ignore[operator]
+    kinds = [(e.kind, e.details.get("to")) for e in tracker.timeline(incident.id)]
+    assert kinds == [
+        ("signal_received", None),
+        ("status_changed", "mitigated"),
+        ("status_changed", "resolved"),
+    ]
+    assert tracker.open_incident(key) is None
+
+
+def test_a_trigger_after_resolve_opens_a_new_related_incident(tracker: Tracker) -> None:
+    """PagerDuty semantics: a resolved incident is not reopened; the new one links back."""
+    first = tracker.record(Signal("db", "down", dedup_key="db"))
+    tracker.record(Signal("db", "", dedup_key="db", action=Action.RESOLVE))
+    second = tracker.record(Signal("db", "down", dedup_key="db"))
+    assert second.new_incident
+    assert second.incident_id != first.incident_id
+    assert tracker.incident(second.incident_id).related == [first.incident_id]  # type: ignore[arg-type]
+    assert second.issue_id == first.issue_id
+
+
+def test_trigger_then_resolve_in_one_batch_ends_resolved(tracker: Tracker) -> None:
+    """Signals of a batch apply in order."""
+    results = tracker.record_many(
+        [
+            Signal("q", "stuck", dedup_key="q"),
+            Signal("q", "", dedup_key="q", action=Action.RESOLVE),
+            Signal("q", "stuck", dedup_key="q"),
+        ]
+    )
+    first, _, third = results
+    assert tracker.incident(first.incident_id).status == "resolved"  # type: ignore[arg-type]
+    assert tracker.incident(third.incident_id).status == "triggered"  # type: ignore[arg-type]
+    assert third.incident_id != first.incident_id
+
+
+def test_ack_or_resolve_for_an_unknown_key_opens_nothing(tracker: Tracker) -> None:
+    """Out-of-order reports are kept as events but create no incident."""
+    r = tracker.record(Signal("x", "ok now", dedup_key="never-seen", action=Action.RESOLVE))
+    assert r.incident_id is None
+    assert r.issue_id is None
+    assert r.event_id is not None
+    assert tracker.counts()["incidents"] == 0
+
+
+def test_a_more_severe_signal_raises_the_incident_severity(tracker: Tracker) -> None:
+    """Severity only rises from signals, and the change is on the timeline."""
+    r = tracker.record(Signal("api", "slow", severity=Severity.SEV3))
+    tracker.record(Signal("api", "down", severity=Severity.SEV1))
+    tracker.record(Signal("api", "slow", severity=Severity.SEV4))
+    incident = tracker.incident(r.incident_id)  # type: ignore[arg-type]
+    assert incident.severity is Severity.SEV1
+    assert "severity_changed" in [e.kind for e in tracker.timeline(incident.id)]
+
+
+def test_impact_start_is_backfilled_by_an_earlier_occurrence(tracker: Tracker) -> None:
+    """A late-arriving signal that began earlier moves impact_started_at back."""
+    r = tracker.record(Signal("api", "err", occurred_at=T0, detected_at=T0))
+    tracker.record(Signal("api", "err", occurred_at=T0 - timedelta(minutes=5), detected_at=T0))
+    assert tracker.incident(r.incident_id).impact_started_at == T0 - timedelta(minutes=5)  # type: ignore[arg-type]
+
+
+def test_resolved_issue_regresses_when_seen_again(tracker: Tracker) -> None:
+    """Sentry semantics: resolved → unresolved/regressed on a new occurrence."""
+    r = tracker.record(Signal("api", "KeyError user"))
+    tracker.resolve_issue(r.issue_id, actor="ana", resolution="guard added")  # type: ignore[arg-type]
+    tracker.record(Signal("api", "KeyError user"))
+    issue = tracker.issue(r.issue_id)  # type: ignore[arg-type]
+    assert (issue.status, issue.substatus) == ("unresolved", "regressed")
+    assert issue.resolution == "guard added"
+
+
+def test_ignored_issue_counts_but_stays_ignored(tracker: Tracker) -> None:
+    """An ignored issue keeps counting occurrences without reopening."""
+    r = tracker.record(Signal("api", "noise"))
+    tracker.ignore_issue(r.issue_id, actor="ana")  # type: ignore[arg-type]
+    tracker.record(Signal("api", "noise"))
+    issue = tracker.issue(r.issue_id)  # type: ignore[arg-type]
+    assert (issue.status, issue.times_seen) == ("ignored", 2)
+
+
+def test_exception_signals_group_by_frames_and_explain_it(tracker: Tracker) -> None:
+    """The issue records which grouping variant won and its inputs."""
+    exc = ExceptionInfo(
+        "KeyError", "'u1'", (Frame("get_user", "app.users", "/srv/app/users.py", 10, True),)
+    )
+    r = tracker.record(Signal("api", "KeyError 'u1'", exception=exc))
+    issue = tracker.issue(r.issue_id)  # type: ignore[arg-type]
+    assert issue.title == "KeyError: 'u1'"
+    assert issue.culprit == "app.users.get_user"
+    assert issue.grouping_variant == "exception-frames"
+    assert issue.grouping_inputs == {"type": "KeyError", "frames": ["app.users.get_user"]}
+    assert issue.hashes[0]["grouping_version"] == "medic-grouping:1"
+
+
+def test_probe_signals_record_probe_and_kind(tracker: Tracker) -> None:
+    """Probe failures keep their probe, reason and kind on the event."""
+    r = tracker.record(
+        Signal("api", "GET /health: 503", kind=Kind.DEPENDENCY, probe="http", reason="status")
+    )
+    (event,) = tracker.events(issue_id=r.issue_id)
+    assert (event.kind, event.service, event.dedup_key) == ("dependency", "api", "service:api")
+    assert tracker.issue(r.issue_id).culprit == "probe http"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("signal", "message"),
+    [
+        (Signal("", "m"), "service"),
+        (Signal("a\npi", "m"), "service"),
+        (Signal("a" * 300, "m"), "service"),
+        (Signal("api", "m", source=" "), "source"),
+    ],
+)
+def test_bad_signals_are_refused_and_nothing_is_recorded(
+    tracker: Tracker, signal: Signal, message: str
+) -> None:
+    """A bad signal in a batch refuses the whole batch with a message naming the field."""
+    with pytest.raises(InvalidInput, match=message):
+        tracker.record_many([Signal("api", "good"), signal])
+    assert tracker.counts()["events"] == 0
+
+
+def test_hostile_strings_are_stored_faithfully_or_safely(tracker: Tracker) -> None:
+    """NUL bytes, SQL, markup and huge messages are stored without harm and bounded."""
+    hostile = "'); DROP TABLE events;-- <script>alert(1)</script> \x00 ☃ " + "x" * 20000
+    r = tracker.record(Signal("api", hostile, title="<b>t</b>", tags={"k": "v\x00"}))
+    (event,) = tracker.events(issue_id=r.issue_id)
+    assert event.message.startswith("'); DROP TABLE events;-- <script>")
+    assert "\x00" not in event.message
+    assert len(event.message) <= 8192
+    assert tracker.counts()["events"] == 1
+
+
+def test_event_columns_are_written_in_their_declared_order() -> None:
+    """The driver-level insert writes each value into its own column."""
+    from medic.tracker._record import _EVENT_COLUMNS
+
+    assert _EVENT_COLUMNS == (
+        "source",
+        "external_id",
+        "received_at",
+        "occurred_at",
+        "detected_at",
+        "service",
+        "kind",
+        "severity",
+        "action",
+        "message",
+        "title",
+        "fingerprint",
+        "dedup_key",
+        "probe",
+        "reason",
+        "release",
+        "environment",
+        "tags",
+        "exception",
+        "issue_id",
+        "incident_id",
+    )
+
+
+def test_batches_return_contiguous_event_ids(tracker: Tracker) -> None:
+    """Each result's event id names the event of that very signal."""
+    signals = [Signal(f"s{i % 3}", f"err {i}", external_id=f"e{i}") for i in range(50)]
+    results = tracker.record_many(signals)
+    events = {e.id: e for e in tracker.events(limit=100)}
+    for sig, res in zip(signals, results, strict=True):
+        assert res.event_id is not None
+        assert events[res.event_id].external_id == sig.external_id
+        assert events[res.event_id].service == sig.service
+
+
+def test_new_issues_take_their_category_owner_and_response_time(tmp_path: Path) -> None:
+    """Seed 000's categories: the first matching category sets owner and response target."""
+    categories = [
+        IssueCategory("security", "aegis", timedelta(minutes=5), kinds=("auth", "permission")),
+        IssueCategory("performance", "infra", timedelta(hours=1), kinds=("timeout", "resource")),
+        IssueCategory("other", "oncall", timedelta(hours=24)),
+    ]
+    with Tracker(str(tmp_path / "m.db"), categories=categories) as tracker:
+        slow = tracker.issue(tracker.record(Signal("api", "slow", kind=Kind.TIMEOUT)).issue_id)  # type: ignore[arg-type]
+        odd = tracker.issue(tracker.record(Signal("api", "odd")).issue_id)  # type: ignore[arg-type]
+    assert (slow.category, slow.owner, slow.assigned_to, slow.response_target_s) == (
+        "performance",
+        "infra",
+        "infra",
+        3600,
+    )
+    assert (odd.category, odd.owner) == ("other", "oncall")
