@@ -132,7 +132,7 @@ def _a_file(doc: dict[str, Any]) -> list[Any]:
 HOSTILE: dict[str, Callable[[dict[str, Any]], None]] = {
     "dotdot": lambda d: _entries(d).append(["../evil", *_a_file(d)[1:]]),
     "deep-dotdot": lambda d: _entries(d).append(["d0/../../evil", *_a_file(d)[1:]]),
-    "absolute": lambda d: _entries(d).append(["/tmp/evil", *_a_file(d)[1:]]),
+    "absolute": lambda d: _entries(d).append(["/medic-evil-absolute", *_a_file(d)[1:]]),
     "nul": lambda d: _entries(d).append(["evil\x00x", *_a_file(d)[1:]]),
     "symlink-up": lambda d: _entries(d).append(["esc", "l", 0o777, 0, 0, "", "../../outside"]),
     "symlink-abs": lambda d: _entries(d).append(["esc", "l", 0o777, 0, 0, "", "/etc"]),
@@ -176,7 +176,7 @@ def test_hostile_manifest_is_refused_and_nothing_is_written(
         restore(repo, snap, target)
     assert not target.exists()
     assert set(tmp_path.rglob("*")) == before
-    assert not Path("/tmp/evil").exists()
+    assert not Path("/medic-evil-absolute").exists()
 
 
 def test_corrupt_blob_fails_restore_and_removes_the_partial_target(
