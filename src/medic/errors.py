@@ -7,7 +7,9 @@
     │   ├── NotFound               an id that names nothing
     │   └── IllegalTransition      a state change the state machine forbids
     ├── EnvironmentFault           the world failed us: disk, network, a service down
-    │   └── StoreUnavailable       the store cannot be opened or reached
+    │   ├── StoreUnavailable       the store cannot be opened or reached
+    │   ├── StoreCorrupt           stored data no longer matches its hash or format
+    │   └── NoSpace                a filesystem ran out of space (ENOSPC, EDQUOT)
     └── MedicInternalError         a bug in medic itself; please report it
 
 Third-party errors are translated into these at the boundary with
@@ -23,7 +25,9 @@ __all__ = [
     "InvalidInput",
     "MedicError",
     "MedicInternalError",
+    "NoSpace",
     "NotFound",
+    "StoreCorrupt",
     "StoreUnavailable",
     "UserError",
 ]
@@ -79,3 +83,11 @@ class StoreUnavailable(EnvironmentFault):
 
 class MedicInternalError(MedicError):
     """An invariant inside medic broke. This is a bug: please report it."""
+
+
+class StoreCorrupt(EnvironmentFault):
+    """Stored data (a checkpoint blob, a manifest) no longer matches its hash or format."""
+
+
+class NoSpace(EnvironmentFault):
+    """A filesystem medic writes to is full; what was there before is left intact."""

@@ -7,6 +7,17 @@ from medic.events._alerts import (
     Notification,
     NotificationKind,
 )
+from medic.events._checkpoint import (
+    BackupCreated,
+    BackupFailed,
+    BackupTested,
+    BackupVerified,
+    CheckpointCreated,
+    RestoreCompleted,
+    RollbackCompleted,
+    RollbackFailed,
+    RpoBreached,
+)
 from medic.events._health import HealthEvent, ServiceHealthy, ServiceUnhealthy
 from medic.events._policy import (
     CallRejected,
@@ -36,8 +47,13 @@ from medic.events._signal import Action, ExceptionInfo, Frame, Signal
 __all__ = [
     "Action",
     "AlertLevel",
+    "BackupCreated",
+    "BackupFailed",
+    "BackupTested",
+    "BackupVerified",
     "CallRejected",
     "CallTimedOut",
+    "CheckpointCreated",
     "CircuitClosed",
     "CircuitHalfOpened",
     "CircuitOpened",
@@ -51,7 +67,11 @@ __all__ = [
     "NotificationKind",
     "PolicyEvent",
     "ProcessEvent",
+    "RestoreCompleted",
     "RetryAttempted",
+    "RollbackCompleted",
+    "RollbackFailed",
+    "RpoBreached",
     "ServiceExited",
     "ServiceFailover",
     "ServiceFatal",

@@ -1,0 +1,242 @@
+"""Walking a tree and deciding, by stat alone, which files need hashing.
+
+The index remembers (size, mtime_ns, ino, ctime_ns) and the hash of every file
+seen, so a later checkpoint reads only what changed. Two traps are avoided:
+rsync's whole-second quick check (a same-size edit in the same second is
+missed) by comparing nanoseconds and the inode and ctime too; and git's "racy"
+file, edited within one filesystem timestamp tick of being stat'ed, whose
+stat then does not change, by re-hashing any entry whose ctime or mtime is
+within RACY_NS of the moment the index was taken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medic.checkpoint._blobs import BlobStore, FileChanged, Stored
+from medic.checkpoint._fs import TMP_PREFIX, Progress, atomic_write
+from medic.checkpoint._manifest import DIR, FILE, LINK, Entry
+from medic.errors import EnvironmentFault
+
+__all__ = ["RACY_NS", "Index", "Scan", "hash_file", "scan_tree"]
+
+RACY_NS = 100_000_000
+"""Filesystem timestamps come from a coarse clock (a kernel tick, 1-10 ms) that can
+lag the real time; 100 ms leaves a wide margin at the cost of re-hashing files
+touched in the last tenth of a second before an index was written."""
+
+SKIP_NAMES = frozenset({".git", ".medic"})
+WORKERS = 4
+_RETRIES = 3
+_NEVER_BITS = stat.S_ISUID | stat.S_ISGID
+"""setuid/setgid are never recorded, so no rollback or restore can plant them."""
+
+Key = tuple[int, int, int, int]
+
+
+def stat_key(st: os.stat_result) -> Key:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+@dataclass
+class Index:
+    """What one store knows about one root: stat key and hash per file, and when it looked."""
+
+    root: str
+    stamp_ns: int = 0
+    entries: dict[str, tuple[Key, str]] = field(default_factory=dict)
+
+    def known(self, rel: str, st: os.stat_result) -> str | None:
+        """The file's hash when its stat proves it unchanged, else None (hash it again)."""
+        hit = self.entries.get(rel)
+        if hit is None or hit[0] != stat_key(st):
+            return None
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= self.stamp_ns - RACY_NS:
+            return None
+        return hit[1]
+
+    @staticmethod
+    def file_for(index_dir: Path, root: str) -> Path:
+        return index_dir / (hashlib.sha256(root.encode()).hexdigest()[:24] + ".json")
+
+    @classmethod
+    def load(cls, index_dir: Path, root: str) -> Index:
+        """The stored index, or an empty one: the index is a cache, never the truth."""
+        try:
+            doc = json.loads(cls.file_for(index_dir, root).read_bytes())
+            if doc["root"] != root:
+                return cls(root)
+            entries = {k: ((v[0], v[1], v[2], v[3]), v[4]) for k, v in doc["entries"].items()}
+            return cls(root, int(doc["stamp_ns"]), entries)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return cls(root)
+
+    def save(self, index_dir: Path) -> None:
+        doc = {
+            "root": self.root,
+            "stamp_ns": self.stamp_ns,
+            "entries": {k: [*key, h] for k, (key, h) in self.entries.items()},
+        }
+        atomic_write(self.file_for(index_dir, self.root), json.dumps(doc).encode())
+
+
+@dataclass
+class Scan:
+    """The result of walking one root: entries, the new index, and what it cost."""
+
+    entries: list[Entry]
+    index: Index
+    hashed_files: int = 0
+    hashed_bytes: int = 0
+    new_bytes: int = 0
+    skipped: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    stats: dict[str, os.stat_result] = field(default_factory=dict)
+
+
+def walk(
+    root: str, exclude: Iterable[str] = (), leftovers: list[str] | None = None
+) -> tuple[list[tuple[str, os.DirEntry[str]]], list[str]]:
+    """Every (relative path, DirEntry) below `root`, not following symlinks.
+
+    Skips `.git`, `.medic` and the absolute paths in `exclude` (the store itself
+    when it lives inside the tree, captured databases). Returns also the paths
+    skipped because they are neither file, dir nor symlink. medic's own temporary
+    files (left by a killed rollback) go to `leftovers`, never into a checkpoint.
+    """
+    excluded = set(exclude)
+    out: list[tuple[str, os.DirEntry[str]]] = []
+    odd: list[str] = []
+    stack = [("", root)]
+    while stack:
+        rel, full = stack.pop()
+        try:
+            it = os.scandir(full)
+        except FileNotFoundError:
+            continue
+        with it:
+            for e in it:
+                if e.name in SKIP_NAMES or e.path in excluded:
+                    continue
+                p = f"{rel}/{e.name}" if rel else e.name
+                if e.name.startswith(TMP_PREFIX):
+                    if leftovers is not None:
+                        leftovers.append(p)
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    out.append((p, e))
+                    stack.append((p, e.path))
+                elif e.is_file(follow_symlinks=False) or e.is_symlink():
+                    out.append((p, e))
+                else:
+                    odd.append(p)
+    return out, odd
+
+
+def scan_tree(
+    root: str,
+    *,
+    blobs: BlobStore | None,
+    index: Index,
+    exclude: Iterable[str] = (),
+    rehash_all: bool = False,
+    progress: Progress | None = None,
+) -> Scan:
+    """Describe `root` as entries, hashing (and with `blobs`, storing) only what changed."""
+    leftovers: list[str] = []
+    found, odd = walk(root, exclude, leftovers)
+    entries: list[Entry] = []
+    new_index = Index(root)
+    todo: list[tuple[str, os.stat_result]] = []
+    stats: dict[str, os.stat_result] = {}
+    for rel, e in found:
+        st = e.stat(follow_symlinks=False)
+        mode = stat.S_IMODE(st.st_mode) & ~_NEVER_BITS
+        if stat.S_ISDIR(st.st_mode):
+            entries.append(Entry(rel, DIR, mode))
+        elif stat.S_ISLNK(st.st_mode):
+            entries.append(Entry(rel, LINK, mode, target=os.readlink(e.path)))
+        else:
+            stats[rel] = st
+            digest = None if rehash_all else index.known(rel, st)
+            # an index hit needs no blob check: prune drops index entries with the blobs
+            if digest is not None:
+                entries.append(Entry(rel, FILE, mode, st.st_size, st.st_mtime_ns, digest))
+                new_index.entries[rel] = (stat_key(st), digest)
+            else:
+                todo.append((rel, st))
+    result = Scan(entries, new_index, skipped=odd, stats=stats, leftovers=leftovers)
+    total = sum(st.st_size for _, st in todo)
+    done = 0
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = [pool.submit(_store_one, root, rel, blobs) for rel, _ in todo]
+        for (rel, _), fut in zip(todo, futures, strict=True):
+            stored = fut.result()
+            if stored is None:
+                continue
+            st = stored.st
+            entries.append(
+                Entry(
+                    rel,
+                    FILE,
+                    stat.S_IMODE(st.st_mode) & ~_NEVER_BITS,
+                    stored.size,
+                    st.st_mtime_ns,
+                    stored.digest,
+                )
+            )
+            new_index.entries[rel] = (stat_key(st), stored.digest)
+            stats[rel] = st
+            result.hashed_files += 1
+            result.hashed_bytes += stored.size
+            result.new_bytes += stored.new_bytes
+            done += stored.size
+            if progress is not None:
+                progress(done, total)
+    entries.sort(key=lambda x: x.path)
+    new_index.stamp_ns = time.time_ns()
+    return result
+
+
+def _store_one(root: str, rel: str, blobs: BlobStore | None) -> Stored | None:
+    path = os.path.join(root, rel)
+    for _ in range(_RETRIES):
+        try:
+            if blobs is None:
+                return hash_file(path)
+            return blobs.put_file(path)
+        except FileNotFoundError:
+            return None
+        except FileChanged:
+            continue
+        except OSError as exc:
+            if exc.errno is not None and exc.errno in (28, 122):  # ENOSPC, EDQUOT
+                raise
+            raise EnvironmentFault(f"cannot read {path}: {exc.strerror}") from exc
+    raise EnvironmentFault(f"{path} kept changing while it was read; try again when it is quiet")
+
+
+def hash_file(path: str) -> Stored:
+    """Hash a file without storing it (verification, rollback planning)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        before = os.fstat(fd)
+        h = hashlib.sha256()
+        size = 0
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if stat_key(after) != stat_key(before):
+        raise FileChanged(path)
+    return Stored(h.hexdigest(), size, before, 0)
