@@ -38,7 +38,7 @@ from medic.errors import InvalidInput, StoreUnavailable
 __all__ = ["HEAD_REVISION", "Database", "normalize_url"]
 
 # The newest Alembic revision; tests check it matches migrations/versions.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 _WRITE_LOCK_KEY = 0x6D65646963  # "medic"
 
 

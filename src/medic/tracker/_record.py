@@ -298,7 +298,8 @@ class Recorder:
             ),
             None,
         )
-        issue_id = conn.execute(
+        issue_id = _insert_returning_id(
+            conn,
             _I_ISSUE,
             {
                 "service": p.service,
@@ -321,8 +322,9 @@ class Recorder:
                 "assigned_to": category.owner if category else None,
                 "response_target_s": category.response_target.total_seconds() if category else None,
             },
-        ).scalar_one()
-        conn.execute(
+        )
+        _run(
+            conn,
             _I_HASH,
             {
                 "hash": grouping.hash,
@@ -457,7 +459,8 @@ class Recorder:
             _run(conn, _U_CLOSE, {"b_id": previous.id})
         related = [previous.id] if previous is not None else self._last_closed(conn, p.key)
         title = clean_text(f"{p.service}: {s.title or p.message}", 300)
-        incident_id = conn.execute(
+        incident_id = _insert_returning_id(
+            conn,
             _I_INCIDENT,
             {
                 "title": title,
@@ -473,7 +476,7 @@ class Recorder:
                 "last_signal_at": p.detected,
                 "related": dumps(related),
             },
-        ).scalar_one()
+        )
         timeline.append(
             _timeline_row(
                 incident_id,
@@ -593,9 +596,25 @@ _OPEN_BASE = select(
 _Q_OPEN = _OPEN_BASE.where(_c.dedup_key.in_(bindparam("keys", expanding=True)))
 _Q_OPEN_ONE = _OPEN_BASE.where(_c.dedup_key == bindparam("key"))
 _Q_LAST = select(_c.id).where(_c.dedup_key == bindparam("key")).order_by(_c.id.desc()).limit(1)
-_I_ISSUE = insert(t.issues).returning(_i.id)
-_I_HASH = insert(t.issue_hashes)
-_I_INCIDENT = insert(t.incidents).returning(_c.id)
+# Inserts name their columns, so the statement compiled once for the driver binds exactly
+# the values given and the rest take their server defaults.
+_ISSUE_COLUMNS = (
+    "service", "title", "culprit", "kind", "severity", "status", "substatus", "first_seen",
+    "last_seen", "times_seen", "reported_by", "first_release", "last_release",
+    "grouping_variant", "grouping_inputs", "category", "owner", "assigned_to",
+    "response_target_s",
+)  # fmt: skip
+_INCIDENT_COLUMNS = (
+    "title", "service", "severity", "status", "is_open", "dedup_key", "impact_started_at",
+    "detected_at", "triggered_at", "signal_count", "last_signal_at", "related",
+)  # fmt: skip
+_I_ISSUE = insert(t.issues).values({c: bindparam(c) for c in _ISSUE_COLUMNS}).returning(_i.id)
+_I_HASH = insert(t.issue_hashes).values(
+    {c: bindparam(c) for c in ("hash", "grouping_version", "issue_id", "variant", "inputs")}
+)
+_I_INCIDENT = (
+    insert(t.incidents).values({c: bindparam(c) for c in _INCIDENT_COLUMNS}).returning(_c.id)
+)
 # A link may exist already (the incident saw this issue before): the database skips it.
 _I_LINK_SQLITE = sqlite_insert(t.incident_issues).on_conflict_do_nothing()
 _I_LINK_PG = pg_insert(t.incident_issues).on_conflict_do_nothing()
@@ -657,6 +676,14 @@ def _run(conn: Connection, stmt: Executable, params: dict[str, Any]) -> Any:
     return conn.exec_driver_sql(
         sql, tuple(params[k] if k in params else defaults[k] for k in order)
     )
+
+
+def _insert_returning_id(conn: Connection, stmt: Executable, params: dict[str, Any]) -> int:
+    """Insert one row and return its new id (RETURNING works on SQLite ≥ 3.35 and PostgreSQL)."""
+    row = _run(conn, stmt, params).fetchone()
+    if row is None:
+        raise MedicInternalError("an INSERT … RETURNING returned no row")
+    return int(row[0])
 
 
 def _run_many(conn: Connection, stmt: Executable, rows: list[dict[str, Any]]) -> None:

@@ -126,6 +126,8 @@ incidents = Table(
     Index(None, "triggered_at"),
     Index(None, "service", "triggered_at"),
     Index(None, "status", "triggered_at"),
+    # The previous incident of a key (to link a new one to it) without a table scan.
+    Index(None, "dedup_key", "id"),
     # One open incident per dedup key: the database, not only the code, says so.
     Index(
         "uq_incidents_open_dedup_key",
