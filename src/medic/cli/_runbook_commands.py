@@ -45,7 +45,7 @@ def _folder(ctx: click.Context, folder: Path | None) -> Path:
         return Path("runbooks")
     base = obj.config.resolve().parent
     if obj.config.is_file():
-        return base / load_config(obj.config).model.runbooks
+        return (base / load_config(obj.config).model.runbooks).resolve()
     return base / "runbooks"
 
 
