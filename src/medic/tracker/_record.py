@@ -18,6 +18,7 @@ same batch ends resolved.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from medic.errors import InvalidInput, MedicInternalError
+from medic.errors import InvalidInput, MedicInternalError, StoreUnavailable
 from medic.events import Action, ExceptionInfo, Signal
 from medic.taxonomy import GROUPING_VERSION, Grouping, GroupingRule, Severity, group
 from medic.tracker import _tables as t
@@ -542,11 +543,11 @@ class Recorder:
             return []
         if conn.dialect.name == "sqlite":
             if len(rows) == 1:
-                return [int(conn.exec_driver_sql(_EVENT_INSERT, rows[0]).lastrowid)]
+                return [int(_sqlite_call(conn, _EVENT_INSERT, rows[0]).lastrowid or 0)]
             # One executemany straight into the driver: SQLite cannot batch RETURNING, and
             # with the write lock held and no AUTOINCREMENT gaps the new ids are contiguous.
-            conn.exec_driver_sql(_EVENT_INSERT, rows)
-            last = int(conn.exec_driver_sql("SELECT max(id) FROM events").scalar_one())
+            _sqlite_call(conn, _EVENT_INSERT, rows, many=True)
+            last = int(_sqlite_call(conn, "SELECT max(id) FROM events", ()).fetchone()[0])
             return list(range(last - len(rows) + 1, last + 1))
         if conn.dialect.name == "postgresql":
             return _copy_events_pg(conn, rows)
@@ -653,9 +654,10 @@ _U_INCIDENT = (
 )
 
 
-# On SQLite the hot statements run on the driver's cursor, compiled once: SQLAlchemy's
-# per-execution work costs several times what SQLite spends on these one-row queries,
-# and one committed record() runs six of them. Other dialects use SQLAlchemy as usual.
+# On SQLite the hot statements run on the sqlite3 cursor of the transaction's own
+# connection, compiled once: SQLAlchemy's per-execution work costs several times what
+# SQLite spends on these one-row queries, and one committed record() runs six of them.
+# Other dialects use SQLAlchemy as usual.
 _COMPILED: dict[int, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
 
@@ -668,14 +670,32 @@ def _sqlite_sql(conn: Connection, stmt: Executable) -> tuple[str, tuple[str, ...
     return found
 
 
+def _raw_cursor(conn: Connection) -> sqlite3.Cursor:
+    """A cursor on the transaction's own sqlite3 connection (inside its BEGIN IMMEDIATE)."""
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, sqlite3.Connection):
+        raise MedicInternalError("the SQLite store has no sqlite3 connection")
+    return raw.cursor()
+
+
+def _sqlite_call(conn: Connection, sql: str, args: Any, *, many: bool = False) -> sqlite3.Cursor:
+    cursor = _raw_cursor(conn)
+    try:
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"store write failed: {exc}") from exc
+    return cursor
+
+
 def _run(conn: Connection, stmt: Executable, params: dict[str, Any]) -> Any:
     """Execute one prebuilt statement; returns something with fetchone() and iteration."""
     if conn.dialect.name != "sqlite":
         return conn.execute(stmt, params)
     sql, order, defaults = _sqlite_sql(conn, stmt)
-    return conn.exec_driver_sql(
-        sql, tuple(params[k] if k in params else defaults[k] for k in order)
-    )
+    return _sqlite_call(conn, sql, tuple(params[k] if k in params else defaults[k] for k in order))
 
 
 def _insert_returning_id(conn: Connection, stmt: Executable, params: dict[str, Any]) -> int:
@@ -691,9 +711,8 @@ def _run_many(conn: Connection, stmt: Executable, rows: list[dict[str, Any]]) ->
         conn.execute(stmt, rows)
         return
     sql, order, defaults = _sqlite_sql(conn, stmt)
-    conn.exec_driver_sql(
-        sql, [tuple(row[k] if k in row else defaults[k] for k in order) for row in rows]
-    )
+    args = [tuple(row[k] if k in row else defaults[k] for k in order) for row in rows]
+    _sqlite_call(conn, sql, args, many=True)
 
 
 def _copy_events_pg(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
