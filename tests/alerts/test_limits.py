@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medic.alerts import RateLimit, RetryPolicy
-from medic.alerts._limits import TokenBucket
 from medic.errors import ConfigError
 from medic.testing import FakeClock
 
@@ -47,11 +46,11 @@ def test_bucket_never_exceeds_burst_plus_refill(
 ) -> None:
     """Over any schedule, granted tokens ≤ burst + rate × elapsed time."""
     clock = FakeClock()
-    bucket = TokenBucket(RateLimit(per_minute=per_minute, burst=burst), clock=clock)
+    bucket = RateLimit(per_minute=per_minute, burst=burst).limiter(clock=clock)
     granted = 0
     for step in steps:
         clock.advance(step)
-        granted += sum(bucket.try_acquire() for _ in range(burst + 2))
+        granted += sum(bucket.acquire() for _ in range(burst + 2))
     assert granted <= burst + per_minute * sum(steps) / 60 + 1e-6
 
 

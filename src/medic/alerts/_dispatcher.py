@@ -18,7 +18,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from medic.alerts._limits import RateLimit, RetryPolicy, TokenBucket
+from medic.alerts._limits import RateLimit, RetryPolicy
 from medic.alerts._notifier import LogNotifier, Notifier
 from medic.alerts._routing import ALL, DASHBOARD, Routing
 from medic.bus import Bus
@@ -75,7 +75,8 @@ class Dispatcher:
             raise ConfigError(f"rate limits name unknown channel(s): {unknown}")
         default = rate_limit or RateLimit()
         self._buckets = {
-            name: TokenBucket(limits.get(name, default), clock=clock) for name in self.notifiers
+            name: limits.get(name, default).limiter(clock=clock, name=f"alerts:{name}")
+            for name in self.notifiers
         }
         self._capacity = dedupe_capacity
         self._seen: OrderedDict[_Key, set[str]] = OrderedDict()
@@ -139,7 +140,7 @@ class Dispatcher:
             taken -= failed
 
     async def _deliver(self, notifier: Notifier, note: Notification) -> Delivery:
-        if not self._buckets[notifier.name].try_acquire():
+        if not self._buckets[notifier.name].acquire():
             return self._skipped(notifier, note, DeliveryStatus.RATE_LIMITED, "rate limited")
         delivery = self._skipped(notifier, note, DeliveryStatus.FAILED, "not attempted")
         for attempt in range(1, self.retry.attempts + 1):

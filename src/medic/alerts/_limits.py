@@ -1,20 +1,19 @@
 """Backoff and rate limits for deliveries, timed by the injected clock.
 
-Small on purpose: until `medic.policies` lands these are the alerts' own; the
-shapes (an immutable policy, mutable state apart) match what policies will offer
-so the swap is local to this module.
+`RateLimit` is the channel's configured limit; its runtime state is a
+`medic.policies.RateLimiter` (one token bucket per channel, never waiting).
 """
 
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import dataclass
 
 from medic.clock import Clock
 from medic.errors import ConfigError
+from medic.policies import RateLimiter
 
-__all__ = ["RateLimit", "RetryPolicy", "TokenBucket"]
+__all__ = ["RateLimit", "RetryPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,28 +55,9 @@ class RateLimit:
         if self.per_minute <= 0 or self.burst < 1:
             raise ConfigError("a rate limit needs per_minute > 0 and burst ≥ 1")
 
-
-class TokenBucket:
-    """The runtime state of one `RateLimit` on one channel."""
-
-    def __init__(self, limit: RateLimit, *, clock: Clock) -> None:
-        self.limit = limit
-        self._clock = clock
-        self._tokens = float(limit.burst)
-        self._stamp = clock.monotonic()
-        self._lock = threading.Lock()
-
-    def try_acquire(self) -> bool:
-        """Take one token if there is one; never waits."""
-        with self._lock:
-            now = self._clock.monotonic()
-            refill = (now - self._stamp) * self.limit.per_minute / 60.0
-            self._tokens = min(float(self.limit.burst), self._tokens + max(refill, 0.0))
-            self._stamp = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return True
-            return False
-
-    def __repr__(self) -> str:
-        return f"<TokenBucket {self._tokens:.2f}/{self.limit.burst} at {self.limit.per_minute}/min>"
+    def limiter(self, *, clock: Clock, name: str = "alerts") -> RateLimiter:
+        """The runtime bucket: one token every 60/per_minute seconds, `burst` at most."""
+        return RateLimiter(
+            limit=1, period=60.0 / self.per_minute, burst=self.burst, name=name, clock=clock,
+            metrics=False,
+        )  # fmt: skip
