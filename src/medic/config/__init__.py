@@ -4,6 +4,7 @@ Layer 4 (assembly): the only place that parses user files.
 """
 
 from medic.config._load import LoadedConfig, load_config, parse_config
+from medic.config._recovery import RecoverySettings, ServiceCheckpoint
 from medic.config._runbooks import (
     RUNBOOK_SUFFIXES,
     load_runbook_file,
@@ -19,6 +20,8 @@ __all__ = [
     "LoadedConfig",
     "MedicConfig",
     "Plan",
+    "RecoverySettings",
+    "ServiceCheckpoint",
     "TrackerSettings",
     "build_plan",
     "expand_env",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from medic.clock import Clock, system_clock
 from medic.config._load import LoadedConfig, signal_number
+from medic.config._recovery import RecoverySettings, recovery_settings
 from medic.config._schema import (
     CommandProbe,
     HeartbeatProbe,
@@ -102,6 +103,7 @@ class Plan:
     groups: tuple[FailoverGroup, ...]
     severities: dict[str, Severity]
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
 
 
 def _argv(command: list[str] | str, shell: bool) -> tuple[str, ...]:
@@ -193,4 +195,7 @@ def build_plan(config: LoadedConfig, *, log_dir: Path | None) -> Plan:
         for name, g in config.model.groups.items()
     )  # fmt: skip
     severities = {name: Severity.parse(svc.severity) for name, svc in config.model.services.items()}
-    return Plan(tuple(services), tuple(probes), groups, severities, tracker_settings(config))
+    recovery = recovery_settings(config.model.recovery, config.model.services, base)
+    return Plan(
+        tuple(services), tuple(probes), groups, severities, tracker_settings(config), recovery
+    )

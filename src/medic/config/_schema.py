@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from medic.config._recovery import CheckpointModel, RecoveryModel, ServicePlan
 from medic.config._units import Duration, Size
+from medic.taxonomy import Kind
 
 __all__ = [
     "BackoffModel",
@@ -168,6 +170,15 @@ class ServiceModel(_Strict):
     severity: Literal["SEV1", "SEV2", "SEV3", "SEV4"] = "SEV3"
     logs: LogsModel = LogsModel()
     probes: list[ProbeModel] = Field(default_factory=list, max_length=32)
+    recovery: ServicePlan | None = None
+    checkpoint: CheckpointModel | None = None
+
+    @field_validator("recovery")
+    @classmethod
+    def _plan_kinds(cls, value: ServicePlan | None) -> ServicePlan | None:
+        if isinstance(value, dict):
+            return {Kind.parse(kind).value: plan for kind, plan in value.items()}
+        return value
 
     @field_validator("command")
     @classmethod
@@ -247,6 +258,7 @@ class MedicConfig(_Strict):
         default_factory=dict
     )
     runbooks: str = Field(default="runbooks", min_length=1, max_length=4096)
+    recovery: RecoveryModel = RecoveryModel()
 
     @model_validator(mode="after")
     def _references(self) -> MedicConfig:

@@ -163,8 +163,14 @@ class RecoveryEngine:
 
     # -- entry points ----------------------------------------------------------------
 
-    def submit(self, failure: Failure) -> asyncio.Task[PlanResult | None] | None:
-        """Start the plan for a failure now; None when a plan runs already or none should run."""
+    def submit(
+        self, failure: Failure, *, plan: RecoveryPlan | None = None
+    ) -> asyncio.Task[PlanResult | None] | None:
+        """Start the plan for a failure now; None when a plan runs already or none should run.
+
+        `plan` replaces the configured one for this failure (a probe whose action
+        is `failover` or `alert` says what its owner wants done first).
+        """
         if failure.service in self._running:
             return None
         root = self.actions.down_dependency(failure.service)
@@ -177,7 +183,9 @@ class RecoveryEngine:
                 "recovery of %s not started: %d plans running", failure.service, self._max_running
             )
             return None
-        task = asyncio.create_task(self._run(failure), name=f"medic:recover:{failure.service}")
+        task = asyncio.create_task(
+            self._run(failure, plan), name=f"medic:recover:{failure.service}"
+        )
         self._running[failure.service] = task
         task.add_done_callback(self._finished)
         return task
@@ -203,8 +211,8 @@ class RecoveryEngine:
 
     # -- one plan --------------------------------------------------------------------
 
-    async def _run(self, failure: Failure) -> PlanResult | None:
-        plan = self.plans.plan_for(failure.service, failure.kind)
+    async def _run(self, failure: Failure, chosen: RecoveryPlan | None) -> PlanResult | None:
+        plan = chosen or self.plans.plan_for(failure.service, failure.kind)
         incident = asyncio.ensure_future(self._incident_of(failure))
         try:
             return await self._steps(failure, plan, incident)
