@@ -45,6 +45,7 @@ from medic.events import (
     ServiceReady,
     ServiceRestarting,
     ServiceStarting,
+    ServiceStopped,
     ServiceUnhealthy,
     Signal,
     SupervisorUncleanStop,
@@ -129,6 +130,7 @@ class Recorder:
         self._open: dict[str, _Open] = {}
         self._resolved: dict[str, _Resolved] = {}  # one per service: bounded by the config
         self._cascaded: dict[str, str] = {}  # dependent → the root whose incident it joined
+        self._starting: set[str] = set()
         self._covering: dict[str, str] = {}  # failover target → the service it replaces
         self._sub: Subscription = bus.subscribe(
             ProcessEvent, HealthEvent, Delivery, maxsize=maxsize
@@ -184,10 +186,12 @@ class Recorder:
         tags = dict(tags or {})
         key = f"service:{service}"
         root = None if service in self._open else self._down_root(service)
+        first_of_cascade = False
         if root is not None:
             # A cascade: the dependent's failure is part of the root's outage.
             key, tags["cascade_of"] = f"service:{root}", root
             message = f"{service}: {message} (its dependency {root} is down)"
+            first_of_cascade = self._cascaded.get(service) != root
             self._cascaded[service] = root
         elif service not in self._open:
             self._reopen_if_flapping(service, occurred)
@@ -199,6 +203,11 @@ class Recorder:
                 probe=probe, reason=reason, tags=tags,
             )
         )  # fmt: skip
+        if result.incident_id is not None and first_of_cascade:
+            self.tracker.add_timeline(
+                result.incident_id, kind=TimelineKind.SIGNAL_RECEIVED, actor="supervisor",
+                at=detected, message=message, details={"service": service, "cascade_of": root},
+            )  # fmt: skip
         if result.incident_id is None or root is not None:
             return
         if service not in self._open:
@@ -276,6 +285,8 @@ class Recorder:
             )  # fmt: skip
 
     def _handle(self, event: object) -> None:
+        if isinstance(event, ServiceExited | ServiceStopped):
+            self._starting.discard(event.service)
         match event:
             case ServiceExited(expected=False):
                 why = f" ({event.reason})" if event.reason else ""
@@ -285,6 +296,8 @@ class Recorder:
                     kind=Kind.TIMEOUT if event.reason else Kind.UNKNOWN, reason="exit",
                     tags={"pid": str(event.pid), "uptime": f"{event.uptime:.3f}"},
                 )  # fmt: skip
+            case ServiceUnhealthy() if event.service in self._starting:
+                pass  # a starting service is judged by its start timeout, not by its probes
             case ServiceUnhealthy():
                 self._trigger(
                     event.service,
@@ -319,8 +332,10 @@ class Recorder:
                     f"crash-loop limit reached; cooldown {event.cooldown:g}s", event.at,
                 )  # fmt: skip
             case ServiceReady():
+                self._starting.discard(event.service)
                 self._ready(event)
             case ServiceStarting():
+                self._starting.add(event.service)
                 if (opened := self._open.get(event.service)) is not None:
                     opened.healthy = False
             case ServiceHealthy():
