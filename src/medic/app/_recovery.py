@@ -42,18 +42,23 @@ class IncidentIndex:
 
     The recorder writes on its own thread and calls `set` through the loop; the
     engine awaits `wait` for the id so it can record its attempts. Entries go
-    when the incident resolves, so a later failure never reuses a stale id.
+    when the incident resolves, so a later failure never reuses a stale id; a
+    waiter that was already waiting still gets the id that was set meanwhile,
+    even when the incident resolved before the waiter woke.
     """
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+        self._generation: dict[str, int] = {}
         self._changed = asyncio.Event()
 
     def set(self, service: str, incident_id: int | None) -> None:
         if incident_id is None:
             self._ids.pop(service, None)
         else:
-            self._ids[service] = incident_id
+            self._ids[service] = self._last[service] = incident_id
+            self._generation[service] = self._generation.get(service, 0) + 1
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -63,7 +68,13 @@ class IncidentIndex:
     async def wait(self, service: str, *, timeout: float) -> int | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while (found := self._ids.get(service)) is None:
+        seen = self._generation.get(service, 0)
+        while True:
+            found = self._ids.get(service)
+            if found is None and self._generation.get(service, 0) > seen:
+                found = self._last.get(service)
+            if found is not None:
+                return found
             left = deadline - loop.time()
             if left <= 0:
                 return None
@@ -71,7 +82,6 @@ class IncidentIndex:
                 await asyncio.wait_for(self._changed.wait(), left)
             except TimeoutError:
                 return None
-        return found
 
 
 class AppActions:
