@@ -388,6 +388,14 @@ def test_the_alert_and_escalation_examples_in_the_docs_are_valid() -> None:
         parse_config(SERVICE + example, path=Path("medic.toml"), env={})
 
 
+def test_the_link_fills_only_the_incident_number(tmp_path: Path) -> None:
+    """`{id}` becomes the number; doubled braces stay literal braces, as in Python's format."""
+    alerts = alerts_of(
+        '[alerts]\nlink = "https://m.example.com/{{board}}/incidents/{id}"\n', tmp_path
+    )
+    assert alerts.link_for(12) == "https://m.example.com/{board}/incidents/12"
+
+
 def test_too_many_channels_are_refused(tmp_path: Path) -> None:
     """The channel table is bounded (64), like every list in medic.toml."""
     text = "".join(f'[alerts.channels.c{i}]\ntype = "command"\nargv = ["x"]\n' for i in range(65))

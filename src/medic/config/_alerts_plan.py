@@ -194,7 +194,7 @@ class AlertsPlan:
 
     def link_for(self, incident_id: int) -> str:
         """The incident's link from `alerts.link`, or "" when none is configured."""
-        return self.link.replace("{id}", str(int(incident_id))) if self.link else ""
+        return self.link.format(id=int(incident_id)) if self.link else ""
 
     def dispatcher(
         self,
