@@ -176,7 +176,7 @@ class MedicApp:
         )  # fmt: skip
 
     def _dispatcher(self, plan: Plan) -> Dispatcher:
-        return Dispatcher(notifiers=[], bus=self.bus, clock=self._clock, rng=self._rng)
+        return plan.alerts.dispatcher(bus=self.bus, clock=self._clock, rng=self._rng)
 
     def _incident_changed(self, service: str, incident_id: int | None) -> None:
         if self.recovery is not None:

@@ -86,8 +86,6 @@ class RecoveryWiring:
         bus: Bus,
         clock: Clock,
         state_dir: Path,
-        link: str = "",
-        escalation_interval: float = 1.0,
     ) -> None:
         self.tracker, self.plan, self.bus, self._clock = tracker, plan, bus, clock
         self.index = IncidentIndex()
@@ -96,12 +94,12 @@ class RecoveryWiring:
         )
         self.good = GoodCheckpoints(plan.recovery.checkpoints, state_dir=state_dir, clock=clock)
         self.dispatcher = dispatcher
-        self._link = link
-        self._interval = escalation_interval
+        self._interval = plan.escalation_interval
         self._tasks: set[asyncio.Task[Any]] = set()
         self._announced: OrderedDict[int, None] = OrderedDict()
         self.escalator = Escalator(
             tracker=tracker,
+            ladder=plan.ladder,
             clock=clock,
             policies=dict(plan.tracker.severity_policies),
             actions={
@@ -123,7 +121,8 @@ class RecoveryWiring:
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
-        self.spawn(self.escalator.run(interval=self._interval))
+        if self.plan.escalation_enabled:
+            self.spawn(self.escalator.run(interval=self._interval))
 
     async def close(self) -> None:
         await self.engine.close()
@@ -232,7 +231,7 @@ class RecoveryWiring:
         view = self.tracker.incident(incident_id)
         entries = self.tracker.timeline(incident_id, limit=1000)[-_TIMELINE_LINES:]
         lines = tuple(f"{e.at:%H:%M:%S} {e.message}" for e in entries)
-        link = self._link.replace("{id}", str(incident_id)) if self._link else ""
+        link = self.plan.alerts.link_for(incident_id)
         return Notification(
             incident_id=incident_id, title=view.title, service=view.service,
             severity=view.severity, level=level or AlertLevel.for_severity(view.severity),

@@ -117,7 +117,7 @@ class RecoverySettings:
     checkpoints: Mapping[str, ServiceCheckpoint] = field(default_factory=dict)
 
 
-def _steps(entries: PlanList, key: str) -> RecoveryPlan:
+def _steps(entries: PlanList, key: str, source: str | None) -> RecoveryPlan:
     steps: list[PlanStep] = []
     for index, entry in enumerate(entries):
         try:
@@ -132,19 +132,19 @@ def _steps(entries: PlanList, key: str) -> RecoveryPlan:
                     )
                 )  # fmt: skip
         except (ConfigError, ValueError) as exc:
-            raise ConfigError(str(exc), key=f"{key}[{index}]") from None
+            raise ConfigError(str(exc), path=source, key=f"{key}[{index}]") from None
     try:
         return RecoveryPlan(tuple(steps))
     except ConfigError as exc:
-        raise ConfigError(str(exc), key=key) from None
+        raise ConfigError(str(exc), path=source, key=key) from None
 
 
 def recovery_settings(
-    model: RecoveryModel, services: Mapping[str, Any], base: Path
+    model: RecoveryModel, services: Mapping[str, Any], base: Path, *, source: str | None = None
 ) -> RecoverySettings:
     """Plans per kind and per service, and each service's checkpoint set."""
     per_kind = {
-        Kind.parse(kind): _steps(entries, f"recovery.plans.{kind}")
+        Kind.parse(kind): _steps(entries, f"recovery.plans.{kind}", source)
         for kind, entries in model.plans.items()
     }
     per_service: dict[str, RecoveryPlan] = {}
@@ -153,11 +153,11 @@ def recovery_settings(
     for name, svc in services.items():
         plan = svc.recovery
         if isinstance(plan, list):
-            per_service[name] = _steps(plan, f"services.{name}.recovery")
+            per_service[name] = _steps(plan, f"services.{name}.recovery", source)
         elif isinstance(plan, dict):
             for kind, entries in plan.items():
                 key = f"services.{name}.recovery.{kind}"
-                per_service_kind[(name, Kind.parse(kind))] = _steps(entries, key)
+                per_service_kind[(name, Kind.parse(kind))] = _steps(entries, key, source)
         ck: CheckpointModel | None = svc.checkpoint
         if ck is not None:
             checkpoints[name] = ServiceCheckpoint(
