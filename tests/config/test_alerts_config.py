@@ -381,7 +381,7 @@ def test_a_template_with_an_unknown_placeholder_names_the_key_and_file(tmp_path:
 def test_the_alert_and_escalation_examples_in_the_docs_are_valid() -> None:
     """Every TOML example in docs/configuration.md's alerts and escalation sections parses."""
     docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
-    part = docs[docs.index("## Alerts: `[alerts]`") : docs.index("## `runbooks`")]
+    part = docs[docs.index("## Alerts: `[alerts]`") : docs.index("## Recovery: `[recovery]`")]
     examples = re.findall(r"```toml\n(.*?)```", part, re.S)
     assert len(examples) == 2
     for example in examples:
