@@ -221,13 +221,19 @@ class RecoveryWiring:
     ) -> None:
         try:
             note = await asyncio.to_thread(self._notification, incident_id, kind, level, repeat)
-            await self.dispatcher.dispatch(note)
+            if note is not None:
+                await self.dispatcher.dispatch(note)
         except MedicError as exc:
             log.warning("notification for incident %s not sent: %s", incident_id, exc)
 
     def _notification(
         self, incident_id: int, kind: NotificationKind, level: AlertLevel | None, repeat: int
-    ) -> Notification:
+    ) -> Notification | None:
+        """The notice to send; None when a previous medic on this store already sent it."""
+        if kind in (NotificationKind.TRIGGERED, NotificationKind.RESOLVED) and any(
+            n["kind"] == kind and n["delivered"] for n in self.tracker.notifications(incident_id)
+        ):
+            return None  # escalations are once-only by their timers; these by the record
         view = self.tracker.incident(incident_id)
         entries = self.tracker.timeline(incident_id, limit=1000)[-_TIMELINE_LINES:]
         lines = tuple(f"{e.at:%H:%M:%S} {e.message}" for e in entries)
