@@ -127,6 +127,7 @@ class SmtpServer:
     mailbox: Mailbox
     client_context: ssl.SSLContext | None = None
     logins: list[str] = field(default_factory=list)
+    ca_pem: bytes = b""  # the CA that signed the server's certificate, for a `ca_file`
 
 
 @pytest.fixture
@@ -180,6 +181,6 @@ def tls_smtp_server() -> Iterator[SmtpServer]:
     )
     controller.start()
     try:
-        yield SmtpServer(port, mailbox, client_ctx, logins)
+        yield SmtpServer(port, mailbox, client_ctx, logins, ca.cert_pem.bytes())
     finally:
         controller.stop()

@@ -18,7 +18,7 @@ from medic.alerts import (
 from medic.bus import Bus
 from medic.errors import ConfigError
 from medic.events import AlertLevel, Delivery, DeliveryStatus, Notification, NotificationKind
-from medic.testing import FakeClock
+from medic.testing import FakeClock, policy_test_mode
 
 from .conftest import HttpReceiver, make_note
 
@@ -168,6 +168,36 @@ def test_always_failing_receiver_is_recorded_failed(http_receiver: HttpReceiver)
     waits = [s for s in clock.sleeps if s > 0]
     assert len(waits) == 3
     assert all(0.9 * b <= w <= b for w, b in zip(waits, [0.5, 1.0, 2.0], strict=True))
+
+
+def test_a_zero_wait_retries_at_once_without_sleeping(http_receiver: HttpReceiver) -> None:
+    """initial = 0: the retries of medic.policies.retry run back to back, no sleep call at all."""
+    http_receiver.statuses.extend([503, 503])
+    clock = FakeClock()
+    dispatcher = Dispatcher(
+        notifiers=[WebhookNotifier(url=http_receiver.url, clock=clock)],
+        retry=RetryPolicy(attempts=3, initial=0.0),
+        clock=clock,
+    )
+    [delivery] = asyncio.run(dispatcher.dispatch(make_note()))
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 3)
+    assert clock.sleeps == []
+
+
+def test_the_policies_test_mode_governs_delivery_retries(http_receiver: HttpReceiver) -> None:
+    """Retries run on medic.policies: its test mode skips the waits and caps the attempts."""
+    http_receiver.default = 503
+    clock = FakeClock()
+    dispatcher = Dispatcher(
+        notifiers=[WebhookNotifier(url=http_receiver.url, clock=clock)],
+        retry=RetryPolicy(attempts=5, initial=60.0),
+        clock=clock,
+    )
+    with policy_test_mode(attempts=2):
+        [delivery] = asyncio.run(dispatcher.dispatch(make_note()))
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 2)
+    assert "HTTP 503" in (delivery.error or "")
+    assert clock.sleeps == []
 
 
 def test_permanent_failure_is_not_retried(http_receiver: HttpReceiver) -> None:

@@ -162,7 +162,10 @@ def test_sigterm_stops_services_in_reverse_dependency_order(tmp_path: Path) -> N
             await run.app.supervisor.wait_running(timeout=15)  # type: ignore[union-attr]
             os.kill(os.getpid(), signal.SIGTERM)
             await until(lambda: not run.app.paths.socket.exists(), timeout=30)
-            return [e.service for e in sub.drain()]
+            stopped: list[str] = []
+            while len(stopped) < 3:
+                stopped.append((await wait_event(sub, lambda _: True, timeout=30)).service)
+            return stopped
 
     assert asyncio.run(main()) == ["web", "api", "db"]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from medic.events import (
+    RecoveryFinished,
     ServiceExited,
     ServiceFatal,
     ServiceHealthy,
@@ -47,12 +48,15 @@ start_time = "200ms"
 
     async def main() -> tuple[ServiceExited, ServiceReady, Path]:
         async with running(tmp_path, config) as run:
-            sub = run.app.bus.subscribe(ServiceExited, ServiceReady)
+            sub = run.app.bus.subscribe(ServiceExited, ServiceReady, RecoveryFinished)
             await wait_event(sub, lambda e: isinstance(e, ServiceReady))
             pid = run.app.supervisor.runner("api").child.pid  # type: ignore[union-attr]
             os.kill(pid, signal.SIGKILL)
             exited = await wait_event(sub, lambda e: isinstance(e, ServiceExited))
             ready = await wait_event(sub, lambda e: isinstance(e, ServiceReady))
+            # the engine's restart step counts once the service stayed up for its settle time
+            done = await wait_event(sub, lambda e: isinstance(e, RecoveryFinished))
+            assert (done.strategy, done.outcome) == ("restart", "success")
             await until(lambda: run.app.recorder is not None and run.app.recorder.recorded >= 6)
             return exited, ready, run.store
 
@@ -92,7 +96,9 @@ failures = 2
 
     async def main() -> tuple[ServiceUnhealthy, ServiceHealthy, Path, float]:
         async with running(tmp_path, config) as run:
-            sub = run.app.bus.subscribe(ServiceUnhealthy, ServiceHealthy, ServiceReady)
+            sub = run.app.bus.subscribe(
+                ServiceUnhealthy, ServiceHealthy, ServiceReady, RecoveryFinished
+            )
             await wait_event(sub, lambda e: isinstance(e, ServiceReady))
             pid = run.app.supervisor.runner("web").child.pid  # type: ignore[union-attr]
             loop = asyncio.get_running_loop()
@@ -103,6 +109,8 @@ failures = 2
             healthy = await wait_event(sub, lambda e: isinstance(e, ServiceHealthy))
             await wait_event(sub, lambda e: isinstance(e, ServiceReady))
             took = loop.time() - stopped_at
+            done = await wait_event(sub, lambda e: isinstance(e, RecoveryFinished))
+            assert (done.strategy, done.outcome) == ("restart", "success")
             await until(
                 lambda: bool(run.tracker().incidents(service="web", status="resolved").items)
             )
@@ -139,7 +147,7 @@ def test_a_crash_loop_escalates_the_incident_and_recovers_after_cooldown(tmp_pat
     config = f"""
 [services.flaky]
 command = [{toml_str(PY)}, "-c", {toml_str(code)}]
-start_time = "150ms"
+start_time = "1s"  # well past Python's start-up: each crash comes before the start counts
 severity = "SEV3"
 backoff = {{ initial = "50ms", factor = 2, max = "200ms", jitter = 0 }}
 crash_loop = {{ max_restarts = 2, within = "30s", cooldown = "500ms" }}

@@ -34,6 +34,14 @@ BUILTIN_KINDS = ("email", "webhook", "slack", "pagerduty", "command", "log")
 _NO_CHANNEL = "no configured channel matches this level; recorded for the dashboard only"
 
 
+class _TryAgain(Exception):
+    """A retryable failed attempt, carried through `medic.policies.retry` to the next one."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        super().__init__(delivery.error or "delivery failed")
+        self.delivery = delivery
+
+
 class Dispatcher:
     """Sends notifications to the channels their level routes to."""
 
@@ -76,6 +84,12 @@ class Dispatcher:
         default = rate_limit or RateLimit()
         self._buckets = {
             name: limits.get(name, default).limiter(clock=clock, name=f"alerts:{name}")
+            for name in self.notifiers
+        }
+        self._retries = {
+            name: self.retry.retrying(
+                on=_TryAgain, clock=clock, rng=self._rng, name=f"alerts:{name}"
+            )
             for name in self.notifiers
         }
         self._capacity = dedupe_capacity
@@ -142,25 +156,31 @@ class Dispatcher:
     async def _deliver(self, notifier: Notifier, note: Notification) -> Delivery:
         if not self._buckets[notifier.name].acquire():
             return self._skipped(notifier, note, DeliveryStatus.RATE_LIMITED, "rate limited")
-        delivery = self._skipped(notifier, note, DeliveryStatus.FAILED, "not attempted")
-        for attempt in range(1, self.retry.attempts + 1):
+        attempts = 0
+
+        async def once() -> Delivery:
+            nonlocal attempts
+            attempts += 1
             try:
                 delivery = replace(
-                    await notifier.send(note), attempts=attempt, at=self._clock.now()
+                    await notifier.send(note), attempts=attempts, at=self._clock.now()
                 )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a plugin channel that raises is a failed delivery
                 delivery = replace(
                     self._skipped(notifier, note, DeliveryStatus.FAILED, type(exc).__name__),
-                    attempts=attempt,
+                    attempts=attempts,
                     retryable=True,
                 )
-            if delivery.status is not DeliveryStatus.FAILED or not delivery.retryable:
-                break
-            if attempt < self.retry.attempts:
-                await self._clock.asleep(self.retry.delay(attempt, self._rng))
-        return delivery
+            if delivery.status is DeliveryStatus.FAILED and delivery.retryable:
+                raise _TryAgain(delivery)
+            return delivery
+
+        try:
+            return await self._retries[notifier.name].acall(once)
+        except _TryAgain as exc:  # the attempts ran out: the last failure is the record
+            return exc.delivery
 
     def _skipped(
         self, notifier: Notifier, note: Notification, status: DeliveryStatus, error: str | None

@@ -2,16 +2,20 @@
 
 `RateLimit` is the channel's configured limit; its runtime state is a
 `medic.policies.RateLimiter` (one token bucket per channel, never waiting).
+`RetryPolicy` is the configured patience; it runs as a `medic.policies.Retry`,
+so deliveries share the retry semantics (and the test mode) of every other
+medic call.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
 from medic.clock import Clock
 from medic.errors import ConfigError
-from medic.policies import RateLimiter
+from medic.policies import RateLimiter, Retry
 
 __all__ = ["RateLimit", "RetryPolicy"]
 
@@ -40,8 +44,39 @@ class RetryPolicy:
 
     def delay(self, retry: int, rng: random.Random) -> float:
         """Seconds to wait before retry number `retry` (1 is the first retry)."""
-        base = min(self.initial * self.factor ** max(retry - 1, 0), self.max_delay)
+        # Clamp the exponent so that a large attempt number cannot overflow a float.
+        base = min(self.initial * self.factor ** min(max(retry - 1, 0), 64), self.max_delay)
         return base * (1.0 - self.jitter * rng.random())
+
+    def retrying(
+        self,
+        *,
+        on: type[Exception],
+        clock: Clock,
+        rng: random.Random,
+        name: str = "alerts",
+    ) -> Retry:
+        """The runtime policy: retries `on` failures, waiting `delay(n)` on `clock`."""
+        return Retry(
+            on=on, attempts=self.attempts, backoff=_Waits(self), honour_retry_after=False,
+            # Every attempt is bounded by its channel's timeout and every wait by
+            # max_delay, so `attempts` already bounds the total; no second deadline.
+            deadline=math.inf, name=name, clock=clock, rng=rng, metrics=False,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Waits:
+    """`RetryPolicy.delay` as a `medic.policies.Backoff` curve."""
+
+    policy: RetryPolicy
+
+    def delay(self, attempt: int, previous: float, rng: random.Random) -> float:
+        return self.policy.delay(attempt, rng)
+
+    @property
+    def maximum(self) -> float:
+        return self.policy.max_delay
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -21,18 +22,22 @@ from typing import Any
 
 import psutil
 
+from medic.alerts import Dispatcher
 from medic.app._control import ControlClient, ControlServer, Send
+from medic.app._engine import RecoveryWiring, runbooks_of
 from medic.app._paths import RuntimePaths
-from medic.app._recorder import Recorder
+from medic.app._recorder import Correlation, Recorder
+from medic.app._recovery import degraded_file
 from medic.bus import Bus, Subscription
 from medic.clock import Clock, system_clock
-from medic.config import Plan, build_plan, load_config
+from medic.config import LoadedConfig, Plan, build_plan, load_config
 from medic.errors import MedicError, NotFound, UserError
 from medic.events import (
     HealthEvent,
     ProcessEvent,
     ServiceExited,
     ServiceHealthy,
+    ServiceReady,
     ServiceStarting,
     ServiceStopped,
     ServiceUnhealthy,
@@ -66,6 +71,7 @@ class MedicApp:
         self.supervisor: Supervisor | None = None
         self.monitor: HealthMonitor | None = None
         self.recorder: Recorder | None = None
+        self.recovery: RecoveryWiring | None = None
         self.plan: Plan | None = None
 
     # -- lifecycle ----------------------------------------------------------------
@@ -76,7 +82,8 @@ class MedicApp:
 
     async def run(self, *, on_ready: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM, SIGINT or `medic down`; then stop everything in reverse order."""
-        plan = build_plan(load_config(self.config_path), log_dir=self.paths.logs)
+        config = load_config(self.config_path)
+        plan = self._build(config)
         self.plan = plan
         self.paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.paths.socket_path_ok():
@@ -87,7 +94,14 @@ class MedicApp:
         self._stop = asyncio.Event()
         tracker = plan.tracker.open(self.store_url, clock=self._clock)
         probed = {p.service for p in plan.probes}
-        recorder = Recorder(tracker, bus=self.bus, severities=plan.severities, probed=probed)
+        loop = asyncio.get_running_loop()
+        recorder = Recorder(
+            tracker, bus=self.bus, severities=plan.severities, probed=probed,
+            correlation=self._correlation(plan), engine_attempts=plan.recovery.enabled,
+            on_incident=lambda service, iid: loop.call_soon_threadsafe(
+                self._incident_changed, service, iid
+            ),
+        )  # fmt: skip
         self.recorder = recorder
         recorder.start()
         unlisten = self.bus.listen(self._echo) if self._echo else None
@@ -104,10 +118,16 @@ class MedicApp:
         monitor = HealthMonitor(plan.probes, bus=self.bus, pid_of=self._pid_of, clock=self._clock)
         self.monitor = monitor
         monitor.open()
+        recovery = RecoveryWiring(
+            tracker=tracker, plan=plan, runbooks=runbooks_of(config), supervisor=sup,
+            monitor=monitor, dispatcher=self._dispatcher(plan), bus=self.bus, clock=self._clock,
+            state_dir=self.paths.state_dir,
+        )  # fmt: skip
+        self.recovery = recovery
+        recovery.start()
         wiring = asyncio.create_task(self._wire(self.bus.subscribe(ProcessEvent, HealthEvent)))
         control = ControlServer(self.paths.socket, self._handle)
         await control.start()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         try:
@@ -119,6 +139,7 @@ class MedicApp:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await control.close()
+            await recovery.close()
             await monitor.close()
             await sup.close()
             wiring.cancel()
@@ -129,6 +150,37 @@ class MedicApp:
             if unlisten is not None:
                 unlisten()
             self.paths.pidfile.unlink(missing_ok=True)
+
+    def _build(self, config: LoadedConfig) -> Plan:
+        """The plan, with each service told where its degraded-feature flags are."""
+        plan = build_plan(config, log_dir=self.paths.logs)
+        services = tuple(
+            dataclasses.replace(
+                spec,
+                env={
+                    **spec.env,
+                    "MEDIC_DEGRADED_FILE": str(degraded_file(self.paths.state_dir, spec.name)),
+                },
+            )
+            for spec in plan.services
+        )
+        return dataclasses.replace(plan, services=services)
+
+    @staticmethod
+    def _correlation(plan: Plan) -> Correlation:
+        r = plan.recovery
+        return Correlation(
+            {spec.name: tuple(spec.depends_on) for spec in plan.services},
+            flap_window=r.flap_window, flap_raise_after=r.flap_raise_after,
+            cascade_window=r.cascade_window,
+        )  # fmt: skip
+
+    def _dispatcher(self, plan: Plan) -> Dispatcher:
+        return plan.alerts.dispatcher(bus=self.bus, clock=self._clock, rng=self._rng)
+
+    def _incident_changed(self, service: str, incident_id: int | None) -> None:
+        if self.recovery is not None:
+            self.recovery.incident_changed(service, incident_id)
 
     def _write_pidfile(self, sup: Supervisor) -> None:
         started = self.started_at.isoformat() if self.started_at else None
@@ -194,12 +246,26 @@ class MedicApp:
                 continue  # the service was removed by a reload meanwhile
 
     def _react(self, sup: Supervisor, monitor: HealthMonitor, event: object) -> None:
+        recovery = self.recovery
+        engine_on = recovery is not None and recovery.enabled
         match event:
             case ServiceStarting():
                 monitor.enable(event.service)
             case ServiceExited() | ServiceStopped():
                 monitor.disable(event.service)
+                if isinstance(event, ServiceExited) and not event.expected and engine_on:
+                    assert recovery is not None
+                    recovery.failed(event)
+            case ServiceReady():
+                if recovery is not None and not monitor.status(event.service):
+                    recovery.healthy(event.service)
             case ServiceHealthy():
+                if (
+                    recovery is not None
+                    and sup.runner(event.service).state is ProcessState.RUNNING
+                    and all(p.state == "healthy" for p in monitor.status(event.service))
+                ):
+                    recovery.healthy(event.service)
                 runner = sup.runner(event.service)
                 starting = runner.state is ProcessState.STARTING
                 # ready by probe means every probe of the service passes, not just the quickest
@@ -212,6 +278,10 @@ class MedicApp:
             case ServiceUnhealthy():
                 if sup.runner(event.service).state is not ProcessState.RUNNING:
                     return  # a starting service is judged by its start timeout
+                if engine_on:
+                    assert recovery is not None
+                    recovery.failed(event)
+                    return
                 reason = f"{event.probe} probe failed {event.failures}x: {event.evidence}"
                 if event.action == ProbeAction.RESTART:
                     sup.kill(event.service, reason)
@@ -249,6 +319,7 @@ class MedicApp:
                 "started_at": self.started_at.isoformat() if self.started_at else None,
             },
             "services": services,
+            "recovery": self.recovery.status() if self.recovery is not None else None,
         }  # fmt: skip
 
     async def reload(self) -> dict[str, Any]:
@@ -256,7 +327,7 @@ class MedicApp:
         sup, monitor, old = self.supervisor, self.monitor, self.plan
         if sup is None or monitor is None or old is None:
             raise UserError("medic is not running yet")
-        plan = build_plan(load_config(self.config_path), log_dir=self.paths.logs)
+        plan = self._build(load_config(self.config_path))
         if plan.groups != old.groups:
             raise UserError("failover groups changed; restart medic to apply them")
         added, changed, removed = await sup.apply(plan.services)
@@ -264,8 +335,9 @@ class MedicApp:
         probes_changed = monitor.replace(plan.probes, running=running)
         if self.recorder is not None:
             self.recorder.configure(
-                severities=plan.severities, probed={p.service for p in plan.probes}
-            )
+                severities=plan.severities, probed={p.service for p in plan.probes},
+                correlation=self._correlation(plan),
+            )  # fmt: skip
         self.plan = plan
         return {
             "added": added,

@@ -7,6 +7,15 @@ on the timeline; a ready start mitigates it (with the recovery attempt and its
 timings), and passing probes resolve it (auto_recovery). A service without
 probes is resolved once it is ready again, since readiness is all medic can know.
 
+Cascades: a failure of a service whose dependency has an open incident joins
+that root incident (and says so on its timeline) instead of opening its own; a
+dependent's incident opened shortly before its dependency failed is merged
+into the root's. Flapping: a service that fails again within `flap_window` of
+its incident resolving reopens that incident, and every `flap_raise_after`
+reopenings raise its severity one level.
+
+Deliveries of notifications land in the tracker as sent or failed.
+
 Writes run on one worker thread, in event order, so the event loop (and with it
 the restart path) never waits for the database.
 """
@@ -16,13 +25,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from medic.bus import Bus, Subscription
+from medic.errors import IllegalTransition
 from medic.events import (
     Action,
+    Delivery,
+    DeliveryStatus,
     HealthEvent,
     ProcessEvent,
     ServiceExited,
@@ -33,6 +45,7 @@ from medic.events import (
     ServiceReady,
     ServiceRestarting,
     ServiceStarting,
+    ServiceStopped,
     ServiceUnhealthy,
     Signal,
     SupervisorUncleanStop,
@@ -40,7 +53,7 @@ from medic.events import (
 from medic.taxonomy import Kind, Severity
 from medic.tracker import TimelineKind, Tracker
 
-__all__ = ["Recorder"]
+__all__ = ["Correlation", "Recorder"]
 
 log = logging.getLogger("medic.app")
 
@@ -52,6 +65,37 @@ class _Open:
     attempts: int = 0
     mitigated: bool = False
     healthy: bool = False
+
+
+@dataclass(slots=True)
+class _Resolved:
+    incident_id: int
+    at: datetime
+    flaps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    """How failures are tied together: dependencies (cascades) and flapping windows."""
+
+    depends_on: Mapping[str, tuple[str, ...]]
+    flap_window: float = 600.0
+    flap_raise_after: int = 3
+    cascade_window: float = 60.0
+
+    def roots(self, service: str) -> list[str]:
+        """Every service `service` depends on, nearest first."""
+        seen: list[str] = []
+        todo = list(self.depends_on.get(service, ()))
+        while todo:
+            dep = todo.pop(0)
+            if dep not in seen and dep != service:
+                seen.append(dep)
+                todo.extend(self.depends_on.get(dep, ()))
+        return seen
+
+    def dependents(self, service: str) -> list[str]:
+        return [s for s in self.depends_on if service in self.roots(s)]
 
 
 def _kind(value: str) -> Kind:
@@ -71,14 +115,26 @@ class Recorder:
         bus: Bus,
         severities: Mapping[str, Severity],
         probed: set[str],
+        correlation: Correlation | None = None,
+        on_incident: Callable[[str, int | None], object] | None = None,
+        engine_attempts: bool = False,
         maxsize: int = 10_000,
     ) -> None:
         self.tracker = tracker
         self._severities = dict(severities)
         self._probed = set(probed)
+        self._corr = correlation or Correlation({})
+        self._on_incident = on_incident
+        # With the engine on, it records restart and failover attempts itself.
+        self._engine_attempts = engine_attempts
         self._open: dict[str, _Open] = {}
+        self._resolved: dict[str, _Resolved] = {}  # one per service: bounded by the config
+        self._cascaded: dict[str, str] = {}  # dependent → the root whose incident it joined
+        self._starting: set[str] = set()
         self._covering: dict[str, str] = {}  # failover target → the service it replaces
-        self._sub: Subscription = bus.subscribe(ProcessEvent, HealthEvent, maxsize=maxsize)
+        self._sub: Subscription = bus.subscribe(
+            ProcessEvent, HealthEvent, Delivery, maxsize=maxsize
+        )
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="medic-recorder")
         self._task: asyncio.Task[None] | None = None
         self.recorded = 0
@@ -99,8 +155,16 @@ class Recorder:
         async for event in self._sub:
             await loop.run_in_executor(self._pool, self.handle, event)
 
-    def configure(self, *, severities: Mapping[str, Severity], probed: set[str]) -> None:
+    def configure(
+        self,
+        *,
+        severities: Mapping[str, Severity],
+        probed: set[str],
+        correlation: Correlation | None = None,
+    ) -> None:
         self._severities, self._probed = dict(severities), set(probed)
+        if correlation is not None:
+            self._corr = correlation
 
     def handle(self, event: object) -> None:
         """Record one event; a store failure is logged and counted, never raised into the loop."""
@@ -119,16 +183,87 @@ class Recorder:
         kind: Kind = Kind.UNKNOWN, severity: Severity | None = None, probe: str | None = None,
         reason: str | None = None, tags: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
+        tags = dict(tags or {})
+        key = f"service:{service}"
+        root = None if service in self._open else self._down_root(service)
+        first_of_cascade = False
+        if root is not None:
+            # A cascade: the dependent's failure is part of the root's outage.
+            key, tags["cascade_of"] = f"service:{root}", root
+            message = f"{service}: {message} (its dependency {root} is down)"
+            first_of_cascade = self._cascaded.get(service) != root
+            self._cascaded[service] = root
+        elif service not in self._open:
+            self._reopen_if_flapping(service, occurred)
         result = self.tracker.record(
             Signal(
-                service=service, message=message, kind=kind,
+                service=service if root is None else root, message=message, kind=kind,
                 severity=severity or self._severity(service), source="supervisor",
-                occurred_at=occurred, detected_at=detected, dedup_key=f"service:{service}",
-                probe=probe, reason=reason, tags=dict(tags or {}),
+                occurred_at=occurred, detected_at=detected, dedup_key=key,
+                probe=probe, reason=reason, tags=tags,
             )
         )  # fmt: skip
-        if result.incident_id is not None and service not in self._open:
+        if result.incident_id is not None and first_of_cascade:
+            self.tracker.add_timeline(
+                result.incident_id, kind=TimelineKind.SIGNAL_RECEIVED, actor="supervisor",
+                at=detected, message=message, details={"service": service, "cascade_of": root},
+            )  # fmt: skip
+        if result.incident_id is None or root is not None:
+            return
+        if service not in self._open:
             self._open[service] = _Open(result.incident_id, occurred)
+            self._absorb_dependents(service, result.incident_id, occurred)
+        self._tell(service, result.incident_id)
+
+    def _tell(self, service: str, incident_id: int | None) -> None:
+        if self._on_incident is not None:
+            self._on_incident(service, incident_id)
+
+    def _down_root(self, service: str) -> str | None:
+        """The nearest dependency of `service` with an open, unmitigated incident."""
+        for dep in self._corr.roots(service):
+            opened = self._open.get(dep)
+            if opened is not None and not opened.mitigated:
+                return dep
+        return None
+
+    def _reopen_if_flapping(self, service: str, at: datetime) -> None:
+        last = self._resolved.get(service)
+        window = timedelta(seconds=self._corr.flap_window)
+        if last is None or at - last.at > window:
+            return
+        last.flaps += 1
+        gap = (at - last.at).total_seconds()
+        note = f"{service} failed again {gap:.1f}s after recovering (flap {last.flaps})"
+        try:
+            view = self.tracker.reopen(last.incident_id, actor="supervisor", note=note)
+        except IllegalTransition:
+            return  # closed, merged or cancelled since: a new incident it is
+        every = self._corr.flap_raise_after
+        if every and last.flaps % every == 0 and view.severity > 1:
+            self.tracker.set_severity(
+                last.incident_id, Severity(view.severity - 1), actor="supervisor"
+            )
+
+    def _absorb_dependents(self, root: str, incident_id: int, at: datetime) -> None:
+        """Dependents that failed just before their dependency did: merge theirs into the root's."""
+        window = timedelta(seconds=self._corr.cascade_window)
+        for dependent in self._corr.dependents(root):
+            opened = self._open.get(dependent)
+            if opened is None or opened.mitigated or at - opened.failed_at > window:
+                continue
+            try:
+                self.tracker.merge(opened.incident_id, into=incident_id, actor="supervisor")
+            except IllegalTransition:
+                continue
+            self.tracker.add_timeline(
+                incident_id, kind=TimelineKind.COMMENT, actor="supervisor", at=at,
+                message=f"{dependent} failed first, but depends on {root}: its incident "
+                f"{opened.incident_id} is part of this one",
+            )  # fmt: skip
+            del self._open[dependent]
+            self._cascaded[dependent] = root
+            self._tell(dependent, None)
 
     def _move(self, service: str, action: Action, at: datetime, message: str) -> None:
         self.tracker.record(
@@ -142,7 +277,7 @@ class Recorder:
     def _note(
         self, service: str, kind: TimelineKind, message: str, at: datetime, **details: object
     ) -> None:
-        opened = self._open.get(service)
+        opened = self._open.get(service) or self._open.get(self._cascaded.get(service, ""))
         if opened is not None:
             self.tracker.add_timeline(
                 opened.incident_id, kind=kind, message=message, actor="supervisor",
@@ -150,6 +285,8 @@ class Recorder:
             )  # fmt: skip
 
     def _handle(self, event: object) -> None:
+        if isinstance(event, ServiceExited | ServiceStopped):
+            self._starting.discard(event.service)
         match event:
             case ServiceExited(expected=False):
                 why = f" ({event.reason})" if event.reason else ""
@@ -159,6 +296,8 @@ class Recorder:
                     kind=Kind.TIMEOUT if event.reason else Kind.UNKNOWN, reason="exit",
                     tags={"pid": str(event.pid), "uptime": f"{event.uptime:.3f}"},
                 )  # fmt: skip
+            case ServiceUnhealthy() if event.service in self._starting:
+                pass  # a starting service is judged by its start timeout, not by its probes
             case ServiceUnhealthy():
                 self._trigger(
                     event.service,
@@ -193,17 +332,16 @@ class Recorder:
                     f"crash-loop limit reached; cooldown {event.cooldown:g}s", event.at,
                 )  # fmt: skip
             case ServiceReady():
+                self._starting.discard(event.service)
                 self._ready(event)
             case ServiceStarting():
+                self._starting.add(event.service)
                 if (opened := self._open.get(event.service)) is not None:
                     opened.healthy = False
             case ServiceHealthy():
                 opened = self._open.get(event.service)
                 if opened is not None and opened.mitigated:
-                    self._move(
-                        event.service, Action.RESOLVE, event.at, f"{event.probe} probe passes again"
-                    )
-                    del self._open[event.service]
+                    self._resolve(event.service, event.at, f"{event.probe} probe passes again")
                 elif opened is not None:
                     opened.healthy = True  # passed before the start counted: resolve at ready
             case ServiceFailover():
@@ -215,6 +353,8 @@ class Recorder:
                 )  # fmt: skip
                 if not event.failback:
                     self._covering[event.to_service] = event.from_service
+            case Delivery():
+                self._delivered(event)
             case SupervisorUncleanStop():
                 since = event.previous_started_at.isoformat() if event.previous_started_at else "?"
                 message = (
@@ -231,24 +371,44 @@ class Recorder:
         replaced = self._covering.pop(event.service, None)
         if replaced is not None and (covered := self._open.get(replaced)) is not None:
             covered.attempts += 1
-            self.tracker.record_recovery(
-                covered.incident_id, action="failover", attempt=covered.attempts,
-                started_at=covered.failed_at, ended_at=event.at, outcome="success",
-                evidence={"to": event.service, "pid": event.pid},
-            )  # fmt: skip
+            if not self._engine_attempts:
+                self.tracker.record_recovery(
+                    covered.incident_id, action="failover", attempt=covered.attempts,
+                    started_at=covered.failed_at, ended_at=event.at, outcome="success",
+                    evidence={"to": event.service, "pid": event.pid},
+                )  # fmt: skip
             self._move(replaced, Action.MITIGATE, event.at, f"{event.service} took over")
             covered.mitigated = True
         opened = self._open.get(event.service)
         if opened is None:
             return
         opened.attempts += 1
-        self.tracker.record_recovery(
-            opened.incident_id, action="restart", attempt=opened.attempts,
-            started_at=opened.failed_at, ended_at=event.at, outcome="success",
-            evidence={"pid": event.pid, "ready_via": event.via, "startup_s": round(event.startup_seconds, 4)},
-        )  # fmt: skip
+        if not self._engine_attempts:
+            self.tracker.record_recovery(
+                opened.incident_id, action="restart", attempt=opened.attempts,
+                started_at=opened.failed_at, ended_at=event.at, outcome="success",
+                evidence={"pid": event.pid, "ready_via": event.via, "startup_s": round(event.startup_seconds, 4)},
+            )  # fmt: skip
         self._move(event.service, Action.MITIGATE, event.at, f"{event.service} is running again")
         opened.mitigated = True
         if event.service not in self._probed or opened.healthy:
-            self._move(event.service, Action.RESOLVE, event.at, f"{event.service} ready again")
-            del self._open[event.service]
+            self._resolve(event.service, event.at, f"{event.service} ready again")
+
+    def _resolve(self, service: str, at: datetime, message: str) -> None:
+        opened = self._open.pop(service)
+        self._move(service, Action.RESOLVE, at, message)
+        last = self._resolved.get(service)
+        flaps = last.flaps if last is not None and last.incident_id == opened.incident_id else 0
+        self._resolved[service] = _Resolved(opened.incident_id, at, flaps)
+        for dependent in [d for d, root in self._cascaded.items() if root == service]:
+            del self._cascaded[dependent]
+        self._tell(service, None)
+
+    def _delivered(self, d: Delivery) -> None:
+        if d.status is DeliveryStatus.DUPLICATE:
+            return  # the first delivery is on record already
+        self.tracker.record_notification(
+            d.incident_id, level=str(d.level), channel=d.channel, target=d.target,
+            kind=str(d.kind), delivered=d.delivered, attempts=max(1, d.attempts),
+            error=d.error if not d.delivered else None, at=d.at,
+        )  # fmt: skip

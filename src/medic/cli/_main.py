@@ -89,6 +89,7 @@ def cli(ctx: click.Context, store: str | None, config: Path | None) -> None:
 
 def _register() -> None:
     # Each face module adds its commands to `cli`; importing it is registering it.
+    import medic.cli._alert_commands
     import medic.cli._checkpoint_commands
     import medic.cli._runbook_commands  # noqa: F401
     from medic.cli import _kpi_commands, _supervisor_commands, _tracker_commands  # noqa: F401

@@ -64,10 +64,11 @@ def _client(obj: Obj) -> ControlClient:
 def check(obj: Obj) -> None:
     """Validate medic.toml without running anything."""
     path = _config(obj)
-    plan = build_plan(load_config(path), log_dir=None)
+    plan = build_plan(load_config(path), log_dir=None)  # also: every alert secret is set
+    channels = len(plan.alerts.channels)
     click.echo(
         f"{path}: ok ({len(plan.services)} services, {len(plan.probes)} probes, "
-        f"{len(plan.groups)} groups)"
+        f"{len(plan.groups)} groups)" + (f"; {channels} alert channels" if channels else "")
     )
 
 

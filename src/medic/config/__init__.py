@@ -3,7 +3,9 @@
 Layer 4 (assembly): the only place that parses user files.
 """
 
+from medic.config._alerts_plan import AlertsPlan, ChannelPlan, ChannelSecret
 from medic.config._load import LoadedConfig, load_config, parse_config
+from medic.config._recovery import RecoverySettings, ServiceCheckpoint
 from medic.config._runbooks import (
     RUNBOOK_SUFFIXES,
     load_runbook_file,
@@ -16,9 +18,14 @@ from medic.config._units import expand_env, parse_duration, parse_size
 
 __all__ = [
     "RUNBOOK_SUFFIXES",
+    "AlertsPlan",
+    "ChannelPlan",
+    "ChannelSecret",
     "LoadedConfig",
     "MedicConfig",
     "Plan",
+    "RecoverySettings",
+    "ServiceCheckpoint",
     "TrackerSettings",
     "build_plan",
     "expand_env",

@@ -23,6 +23,7 @@ from medic.errors import ConfigError
 __all__ = ["LoadedConfig", "load_config", "parse_config"]
 
 _PROBE_TAGS = {"process", "http", "tcp", "command", "heartbeat", "resource"}
+_CHANNEL_TAGS = {"webhook", "slack", "email", "pagerduty", "command"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,13 @@ class LoadedConfig:
 def _key_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     previous: int | str | None = None
-    for item in loc:
+    for index, item in enumerate(loc):
         if isinstance(item, int):
             parts.append(f"[{item}]")
         elif isinstance(previous, int) and item in _PROBE_TAGS:
             pass  # pydantic puts the union's tag in the path; the user never wrote it
+        elif index >= 2 and loc[index - 2] == "channels" and item in _CHANNEL_TAGS:
+            pass  # the same for `[alerts.channels.NAME]`
         elif item.startswith("function-") or item.endswith("]"):
             pass
         else:
@@ -60,11 +63,13 @@ def _explain(error: Mapping[str, Any]) -> str:
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
+    channel = "channels" in error.get("loc", ())
+    what, tags = ("channel", _CHANNEL_TAGS) if channel else ("probe", _PROBE_TAGS)
     if kind == "union_tag_invalid":
         tag = given.get("type") if isinstance(given, dict) else given
-        return f"unknown probe type {tag!r}; expected one of {', '.join(sorted(_PROBE_TAGS))}"
+        return f"unknown {what} type {tag!r}; expected one of {', '.join(sorted(tags))}"
     if kind == "union_tag_not_found":
-        return "probe needs a `type` key"
+        return f"{what} needs a `type` key"
     message = message.removeprefix("Value error, ")
     if kind in ("literal_error", "string_pattern_mismatch") or "Input should" in message:
         return f"{message} (got {given!r})"
@@ -89,7 +94,9 @@ def parse_config(text: str, *, path: Path, env: Mapping[str, str] | None = None)
         lines = [f"{_key_path(e['loc']) or '(top level)'}: {_explain(e)}" for e in errors]
         first_key = _key_path(errors[0]["loc"]) or None
         message = _explain(errors[0]) if len(lines) == 1 else "\n  " + "\n  ".join(lines)
-        raise ConfigError(message, path=where, key=first_key if len(lines) == 1 else None) from exc
+        # Not chained: pydantic's error quotes every input value, and a value that
+        # came from ${VAR} (or a secret pasted by mistake) must not reach a traceback.
+        raise ConfigError(message, path=where, key=first_key if len(lines) == 1 else None) from None
     return LoadedConfig(path=path, model=model)
 
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from medic.clock import Clock, system_clock
+from medic.config._alerts_plan import AlertsPlan, alerts_plan, ladder_of
 from medic.config._load import LoadedConfig, signal_number
+from medic.config._recovery import RecoverySettings, recovery_settings
 from medic.config._schema import (
     CommandProbe,
     HeartbeatProbe,
@@ -29,6 +31,7 @@ from medic.health import (
     ResourceCheck,
     TcpCheck,
 )
+from medic.recovery import DEFAULT_LADDER, Ladder
 from medic.supervisor import (
     Backoff,
     CrashLoopLimit,
@@ -95,13 +98,23 @@ def tracker_settings(config: LoadedConfig) -> TrackerSettings:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Everything `medic up` runs, derived from one config file."""
+    """Everything `medic up` runs, derived from one config file.
+
+    `alerts` is always present (with no channels, notices reach only the log);
+    `ladder` is seed 000's unless `[escalation]` changes it, and the escalator
+    ticks every `escalation_interval` seconds while `escalation_enabled`.
+    """
 
     services: tuple[ServiceSpec, ...]
     probes: tuple[ProbeSpec, ...]
     groups: tuple[FailoverGroup, ...]
     severities: dict[str, Severity]
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    alerts: AlertsPlan = field(default_factory=AlertsPlan)
+    ladder: Ladder = DEFAULT_LADDER
+    escalation_interval: float = 1.0
+    escalation_enabled: bool = True
 
 
 def _argv(command: list[str] | str, shell: bool) -> tuple[str, ...]:
@@ -164,8 +177,13 @@ def _service(name: str, svc: ServiceModel, base: Path, log_dir: Path | None) -> 
     )
 
 
-def build_plan(config: LoadedConfig, *, log_dir: Path | None) -> Plan:
-    """Specs for the supervisor and the monitor; relative paths resolve beside the config."""
+def build_plan(config: LoadedConfig, *, log_dir: Path | None, check_secrets: bool = True) -> Plan:
+    """Specs for the supervisor and the monitor; relative paths resolve beside the config.
+
+    With `check_secrets` (the default, for `medic check` and `medic up`) an alert
+    channel whose secret's environment variable is unset is a ConfigError naming
+    the variable; `medic alerts list` turns it off to show what is missing.
+    """
     base = config.base_dir
     services: list[ServiceSpec] = []
     probes: list[ProbeSpec] = []
@@ -193,4 +211,12 @@ def build_plan(config: LoadedConfig, *, log_dir: Path | None) -> Plan:
         for name, g in config.model.groups.items()
     )  # fmt: skip
     severities = {name: Severity.parse(svc.severity) for name, svc in config.model.services.items()}
-    return Plan(tuple(services), tuple(probes), groups, severities, tracker_settings(config))
+    model = config.model
+    recovery = recovery_settings(model.recovery, model.services, base, source=str(config.path))
+    alerts = alerts_plan(model.alerts, base_dir=base, source=str(config.path), check=check_secrets)
+    return Plan(
+        tuple(services), tuple(probes), groups, severities, tracker_settings(config),
+        recovery=recovery, alerts=alerts, ladder=ladder_of(model.escalation),
+        escalation_interval=model.escalation.interval,
+        escalation_enabled=model.escalation.enabled,
+    )  # fmt: skip

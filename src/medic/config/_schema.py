@@ -12,27 +12,51 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from medic.config._alerts import (
+    AlertsModel,
+    CommandChannel,
+    EmailChannel,
+    EscalationModel,
+    LevelModel,
+    PagerDutyChannel,
+    RateLimitModel,
+    RetryModel,
+    SlackChannel,
+    WebhookChannel,
+)
+from medic.config._recovery import CheckpointModel, RecoveryModel, ServicePlan
 from medic.config._units import Duration, Size
+from medic.taxonomy import Kind
 
 __all__ = [
+    "AlertsModel",
     "BackoffModel",
     "CategoryModel",
+    "CommandChannel",
     "CommandProbe",
     "CrashLoopModel",
+    "EmailChannel",
+    "EscalationModel",
     "GroupModel",
     "GroupingModel",
     "GroupingRuleModel",
     "HeartbeatProbe",
     "HttpProbe",
+    "LevelModel",
     "LogsModel",
     "MedicConfig",
+    "PagerDutyChannel",
     "ProbeModel",
     "ProcessProbe",
+    "RateLimitModel",
     "ResourceProbe",
+    "RetryModel",
     "ServiceModel",
     "SeverityModel",
+    "SlackChannel",
     "StopModel",
     "TcpProbe",
+    "WebhookChannel",
 ]
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -168,6 +192,15 @@ class ServiceModel(_Strict):
     severity: Literal["SEV1", "SEV2", "SEV3", "SEV4"] = "SEV3"
     logs: LogsModel = LogsModel()
     probes: list[ProbeModel] = Field(default_factory=list, max_length=32)
+    recovery: ServicePlan | None = None
+    checkpoint: CheckpointModel | None = None
+
+    @field_validator("recovery")
+    @classmethod
+    def _plan_kinds(cls, value: ServicePlan | None) -> ServicePlan | None:
+        if isinstance(value, dict):
+            return {Kind.parse(kind).value: plan for kind, plan in value.items()}
+        return value
 
     @field_validator("command")
     @classmethod
@@ -247,6 +280,9 @@ class MedicConfig(_Strict):
         default_factory=dict
     )
     runbooks: str = Field(default="runbooks", min_length=1, max_length=4096)
+    recovery: RecoveryModel = RecoveryModel()
+    alerts: AlertsModel = AlertsModel()
+    escalation: EscalationModel = EscalationModel()
 
     @model_validator(mode="after")
     def _references(self) -> MedicConfig:
@@ -272,4 +308,7 @@ class MedicConfig(_Strict):
                 raise ValueError(
                     f"services.{name}: a probe with action 'failover' needs the service in a group"
                 )
+        problems = self.alerts.reference_errors()
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self

@@ -42,6 +42,13 @@ from medic.events._process import (
     ServiceStopped,
     SupervisorUncleanStop,
 )
+from medic.events._recovery import (
+    RecoveryDeferred,
+    RecoveryEvent,
+    RecoveryExhausted,
+    RecoveryFinished,
+    RecoveryStarted,
+)
 from medic.events._signal import Action, ExceptionInfo, Frame, Signal
 
 __all__ = [
@@ -67,6 +74,11 @@ __all__ = [
     "NotificationKind",
     "PolicyEvent",
     "ProcessEvent",
+    "RecoveryDeferred",
+    "RecoveryEvent",
+    "RecoveryExhausted",
+    "RecoveryFinished",
+    "RecoveryStarted",
     "RestoreCompleted",
     "RetryAttempted",
     "RollbackCompleted",

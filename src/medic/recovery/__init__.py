@@ -1,5 +1,13 @@
-"""The recovery engine (orchestration layer): escalation and runbooks."""
+"""The recovery engine (orchestration layer): plans of strategies, runbooks, escalation."""
 
+from medic.recovery._engine import (
+    Failure,
+    PlanResult,
+    RecoveryEngine,
+    ServiceActions,
+    StepReport,
+    Verdict,
+)
 from medic.recovery._escalation import DEFAULT_LADDER, Condition, Escalator, Fired, Ladder, Level
 from medic.recovery._runbook_actions import ActionUnavailable, MedicActions, MedicActionSet
 from medic.recovery._runbook_matching import (
@@ -30,14 +38,17 @@ from medic.recovery._runbooks import (
     StepResult,
     describe_step,
 )
+from medic.recovery._strategies import DEFAULT_PLANS, Plans, PlanStep, RecoveryPlan, Strategy
 
 __all__ = [
     "DEFAULT_LADDER",
+    "DEFAULT_PLANS",
     "INCIDENT_VARIABLES",
     "ActionUnavailable",
     "AppliesTo",
     "Condition",
     "Escalator",
+    "Failure",
     "Fired",
     "HttpAction",
     "HttpVerify",
@@ -47,16 +58,25 @@ __all__ = [
     "MedicActionName",
     "MedicActionSet",
     "MedicActions",
+    "PlanResult",
+    "PlanStep",
+    "Plans",
+    "RecoveryEngine",
+    "RecoveryPlan",
     "RunAction",
     "RunVerify",
     "Runbook",
     "RunbookLevelAction",
     "RunbookResult",
     "RunbookRunner",
+    "ServiceActions",
     "Step",
     "StepOutcome",
+    "StepReport",
     "StepResult",
+    "Strategy",
     "TcpVerify",
+    "Verdict",
     "check_value",
     "describe_step",
     "incident_facts",

@@ -58,7 +58,8 @@ INCIDENT_ALLOWED: dict[IncidentStatus, frozenset[IncidentStatus]] = {
     # A mitigated incident may be acknowledged by a human who takes it over.
     _S.ACKNOWLEDGED: frozenset({_S.MITIGATED, _S.RESOLVED, _S.CANCELLED, _S.MERGED}),
     _S.MITIGATED: frozenset({_S.ACKNOWLEDGED, _S.RESOLVED, _S.CANCELLED, _S.MERGED}),
-    _S.RESOLVED: frozenset({_S.CLOSED}),
+    # A resolved incident reopens when its service fails again soon after (flapping).
+    _S.RESOLVED: frozenset({_S.CLOSED, _S.TRIGGERED}),
     _S.CLOSED: frozenset(),
     _S.CANCELLED: frozenset(),
     _S.MERGED: frozenset(),

@@ -187,6 +187,29 @@ class Tracker:
             details={"resolution_kind": kind.value, "resolution_reason": reason.value},
         )
 
+    def reopen(self, incident_id: int, *, actor: str, note: str | None = None) -> IncidentView:
+        """A resolved incident fails again: the same outage continues, not a new one.
+
+        Its trigger and impact start stay; mitigation, resolution and the
+        escalation timer are cleared so the ladder runs again from its level.
+        """
+        return self._transition(
+            incident_id,
+            IncidentStatus.TRIGGERED,
+            actor=actor,
+            note=note or "reopened",
+            stamp="resolved_at",
+            values={
+                "resolved_at": None,
+                "mitigated_at": None,
+                "resolution_kind": None,
+                "resolution_reason": None,
+                "next_escalation_at": None,
+                "escalation_loop": 0,
+            },
+            details={"reopened": True},
+        )
+
     def close_incident(
         self, incident_id: int, *, actor: str, note: str | None = None
     ) -> IncidentView:
