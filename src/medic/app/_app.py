@@ -327,7 +327,8 @@ class MedicApp:
         sup, monitor, old = self.supervisor, self.monitor, self.plan
         if sup is None or monitor is None or old is None:
             raise UserError("medic is not running yet")
-        plan = self._build(load_config(self.config_path))
+        config = load_config(self.config_path)
+        plan = self._build(config)
         if plan.groups != old.groups:
             raise UserError("failover groups changed; restart medic to apply them")
         added, changed, removed = await sup.apply(plan.services)
@@ -338,6 +339,8 @@ class MedicApp:
                 severities=plan.severities, probed={p.service for p in plan.probes},
                 correlation=self._correlation(plan),
             )  # fmt: skip
+        if self.recovery is not None:
+            self.recovery.configure(plan, runbooks_of(config))
         self.plan = plan
         return {
             "added": added,

@@ -103,6 +103,10 @@ class AppActions:
         self._restore = restore
         self._deps = {spec.name: tuple(spec.depends_on) for spec in plan.services}
 
+    def configure(self, plan: Plan) -> None:
+        self.plan = plan
+        self._deps = {spec.name: tuple(spec.depends_on) for spec in plan.services}
+
     # -- ServiceActions ----------------------------------------------------------------
 
     async def restart(self, service: str) -> str:
