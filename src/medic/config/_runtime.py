@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from medic.checkpoint import BackupSchedule
 from medic.clock import Clock, system_clock
 from medic.config._load import LoadedConfig, signal_number
 from medic.config._schema import (
+    BackupModel,
     CommandProbe,
     HeartbeatProbe,
     HttpProbe,
@@ -18,6 +20,7 @@ from medic.config._schema import (
     ServiceModel,
     TcpProbe,
 )
+from medic.errors import ConfigError
 from medic.health import (
     Check,
     CommandCheck,
@@ -102,6 +105,7 @@ class Plan:
     groups: tuple[FailoverGroup, ...]
     severities: dict[str, Severity]
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    backups: tuple[BackupSchedule, ...] = ()
 
 
 def _argv(command: list[str] | str, shell: bool) -> tuple[str, ...]:
@@ -164,6 +168,42 @@ def _service(name: str, svc: ServiceModel, base: Path, log_dir: Path | None) -> 
     )
 
 
+def _backups(config: LoadedConfig) -> tuple[BackupSchedule, ...]:
+    """Schedules with absolute paths; two schedules may not share a repository.
+
+    Pruning keeps the newest `keep` snapshots of the whole repository and the RPO
+    counts any verified snapshot in it, so a shared repository would let one
+    schedule delete the other's backups and vouch for its RPO.
+    """
+    base = config.base_dir
+    owners: dict[str, str] = {}
+    schedules: list[BackupSchedule] = []
+    for name, model in config.model.backups.items():
+        schedule = _schedule(name, model, base)
+        if (other := owners.get(schedule.repo)) is not None:
+            raise ConfigError(
+                f"{schedule.repo} is already the repo of backups.{other}; "
+                "give each schedule its own repo",
+                path=str(config.path),
+                key=f"backups.{name}.repo",
+            )
+        owners[schedule.repo] = name
+        schedules.append(schedule)
+    return tuple(schedules)
+
+
+def _schedule(name: str, model: BackupModel, base: Path) -> BackupSchedule:
+    return BackupSchedule(
+        name=name,
+        paths=tuple(str(_path(base, p)) for p in model.paths),
+        repo=str(_path(base, model.repo).resolve()),
+        every_s=model.every,
+        keep=model.keep,
+        dbs=tuple(str(_path(base, d)) for d in model.dbs),
+        rpo_objective_s=model.rpo,
+    )
+
+
 def build_plan(config: LoadedConfig, *, log_dir: Path | None) -> Plan:
     """Specs for the supervisor and the monitor; relative paths resolve beside the config."""
     base = config.base_dir
@@ -193,4 +233,7 @@ def build_plan(config: LoadedConfig, *, log_dir: Path | None) -> Plan:
         for name, g in config.model.groups.items()
     )  # fmt: skip
     severities = {name: Severity.parse(svc.severity) for name, svc in config.model.services.items()}
-    return Plan(tuple(services), tuple(probes), groups, severities, tracker_settings(config))
+    return Plan(
+        tuple(services), tuple(probes), groups, severities, tracker_settings(config),
+        _backups(config),
+    )  # fmt: skip
