@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 
+from medic.app._backups import Backups
 from medic.app._control import ControlClient, ControlServer, Send
 from medic.app._paths import RuntimePaths
 from medic.app._recorder import Recorder
@@ -66,6 +67,7 @@ class MedicApp:
         self.supervisor: Supervisor | None = None
         self.monitor: HealthMonitor | None = None
         self.recorder: Recorder | None = None
+        self.backups: Backups | None = None
         self.plan: Plan | None = None
 
     # -- lifecycle ----------------------------------------------------------------
@@ -91,6 +93,9 @@ class MedicApp:
         self.recorder = recorder
         recorder.start()
         unlisten = self.bus.listen(self._echo) if self._echo else None
+        checkpoints = RuntimePaths.checkpoints_for(self.config_path)
+        backups = Backups(plan.backups, checkpoints=checkpoints, bus=self.bus, clock=self._clock)
+        self.backups = backups
         self.started_at = self._clock.now()
         sup = Supervisor(
             plan.services, bus=self.bus, clock=self._clock, rng=self._rng,
@@ -111,6 +116,8 @@ class MedicApp:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         try:
+            await backups.finish_rollback()  # services must not start on a half-rolled-back tree
+            backups.start()
             sup.start_all()
             if on_ready is not None:
                 on_ready()
@@ -121,6 +128,7 @@ class MedicApp:
             await control.close()
             await monitor.close()
             await sup.close()
+            await backups.close()
             wiring.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await wiring
@@ -249,6 +257,7 @@ class MedicApp:
                 "started_at": self.started_at.isoformat() if self.started_at else None,
             },
             "services": services,
+            "backups": self.backups.status() if self.backups is not None else [],
         }  # fmt: skip
 
     async def reload(self) -> dict[str, Any]:
@@ -267,7 +276,9 @@ class MedicApp:
                 severities=plan.severities, probed={p.service for p in plan.probes}
             )
         self.plan = plan
+        backups = self.backups.replace(plan.backups) if self.backups is not None else False
         return {
+            "backups_changed": backups,
             "added": added,
             "changed": changed,
             "removed": removed,

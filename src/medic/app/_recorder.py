@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from medic.app._backup_records import BACKUP_EVENTS, BackupRecords
 from medic.bus import Bus, Subscription
 from medic.events import (
     Action,
@@ -78,7 +79,10 @@ class Recorder:
         self._probed = set(probed)
         self._open: dict[str, _Open] = {}
         self._covering: dict[str, str] = {}  # failover target → the service it replaces
-        self._sub: Subscription = bus.subscribe(ProcessEvent, HealthEvent, maxsize=maxsize)
+        self._sub: Subscription = bus.subscribe(
+            ProcessEvent, HealthEvent, *BACKUP_EVENTS, maxsize=maxsize
+        )
+        self._backups = BackupRecords(tracker)
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="medic-recorder")
         self._task: asyncio.Task[None] | None = None
         self.recorded = 0
@@ -226,6 +230,8 @@ class Recorder:
                 )
                 self._move("medic", Action.RESOLVE, event.at, "medic is running again")
                 self._open.pop("medic", None)
+            case _ if isinstance(event, BACKUP_EVENTS):
+                self._backups.handle(event)
 
     def _ready(self, event: ServiceReady) -> None:
         replaced = self._covering.pop(event.service, None)

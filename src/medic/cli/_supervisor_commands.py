@@ -23,6 +23,10 @@ from medic.cli._main import Obj, cli
 from medic.config import build_plan, load_config
 from medic.errors import UserError
 from medic.events import (
+    BackupCreated,
+    BackupFailed,
+    RollbackCompleted,
+    RpoBreached,
     ServiceExited,
     ServiceFailover,
     ServiceFatal,
@@ -68,6 +72,7 @@ def check(obj: Obj) -> None:
     click.echo(
         f"{path}: ok ({len(plan.services)} services, {len(plan.probes)} probes, "
         f"{len(plan.groups)} groups)"
+        + (f"; {len(plan.backups)} backup schedules" if plan.backups else "")
     )
 
 
@@ -91,6 +96,15 @@ def _describe(event: object) -> str | None:
             return f"{event.service}: healthy again ({event.probe})"
         case ServiceFailover():
             return f"group {event.service}: failover {event.from_service} -> {event.to_service}"
+        case BackupCreated(schedule=name) if name:
+            return f"backup {name}: {event.kind} snapshot {event.snapshot_id} ({event.files} files, {event.duration_s:.2f}s)"
+        case BackupFailed(schedule=name) if name:
+            return f"backup {name}: FAILED: {event.error}"
+        case RpoBreached():
+            age = "no verified backup" if event.age_s is None else f"RPO {_age(event.age_s)}"
+            return f"backup {event.schedule}: {age}, over the {_age(event.objective_s)} objective"
+        case RollbackCompleted(resumed=True):
+            return f"finished an interrupted rollback to {event.checkpoint_id} ({event.duration_s:.2f}s)"
     return None
 
 
@@ -197,6 +211,29 @@ def status(obj: Obj, as_json: bool) -> None:
             str(svc["restarts"]), svc["health"], last[:80],
         )  # fmt: skip
     Console().print(table)
+    if answer.get("backups"):
+        Console().print(_backup_table(answer["backups"]))
+
+
+def _backup_table(backups: list[dict[str, Any]]) -> Any:
+    """One row per schedule: the RPO against its objective, and how the last run went."""
+    from rich.table import Table
+
+    table = Table("backup", "rpo", "objective", "", "last verified", "last run", box=None)
+    for b in backups:
+        run: dict[str, Any] | None = b.get("last_run")
+        verified: dict[str, Any] | None = b.get("last_verified")
+        last = (
+            "-"
+            if not run
+            else f"{run['at'][:19]} " + ("ok" if run["ok"] else f"FAILED: {run['error']}")
+        )
+        table.add_row(
+            b["name"], _age(b["rpo_s"]), _age(b["objective_s"]),
+            "BREACHED" if b["breached"] else "ok",
+            verified["snapshot"] if verified else "-", last[:80],
+        )  # fmt: skip
+    return table
 
 
 def _act(obj: Obj, command: str, service: str) -> None:
@@ -258,6 +295,8 @@ def reload(obj: Obj) -> None:
     answer = _client(obj).call({"cmd": "reload"})
     for key in ("added", "changed", "removed", "probes_changed"):
         click.echo(f"{key}: {', '.join(answer[key]) or '-'}")
+    if answer.get("backups_changed"):
+        click.echo("backup schedules: changed, now running the new ones")
 
 
 @cli.command()
