@@ -7,6 +7,7 @@ SIGKILL, and the tracker's SQLite file read back by the test.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -152,7 +154,7 @@ def test_a_schedule_makes_verified_backups_prunes_to_keep_and_shows_its_rpo(
         for version in range(1, 4):  # each edit must reach a verified snapshot
             edited = datetime.now(UTC)
             (tmp_path / "data" / "notes.txt").write_text(f"v{version}\n")
-            eventually(lambda t=edited: verified_after(repo, t), what=f"a backup of edit {version}")
+            eventually(partial(verified_after, repo, edited), what=f"a backup of edit {version}")
         status = backup_status(tmp_path)
         text = medic(tmp_path, "status").stdout
     assert status["name"] == "data"
@@ -319,3 +321,36 @@ command = [{toml_str(PY)}, "-c", {toml_str(f"open({str(marker)!r}, 'w').write('x
     assert "could not be finished" in started.stderr
     assert "medic rollback --resume" in started.stderr
     assert not marker.exists()
+    [incident] = incidents(tmp_path, "medic")
+    assert incident.status == "triggered"
+    assert incident.dedup_key == f"rollback:{m.id}"
+    assert incident.severity == 2
+    assert "could not be finished" in incident.title
+
+
+def test_a_reload_swaps_the_schedules(tmp_path: Path) -> None:
+    """After `reload` with a changed [backups] table the old schedule stops and the new one runs."""
+    from .harness import running, until
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a\n")
+    table = '\n[backups.{name}]\npaths = ["data"]\nrepo = "{name}"\nevery = "1s"\n'
+
+    async def main() -> tuple[dict[str, Any], bool]:
+        async with running(tmp_path, SERVICE + table.format(name="old")) as run:
+            old = Store(tmp_path / "old")
+            await until(lambda: old.exists() and bool(old.checkpoints()), timeout=30)
+            (tmp_path / "medic.toml").write_text(SERVICE + table.format(name="new"))
+            answer = await run.call(cmd="reload")
+            assert answer["backups_changed"] is True
+            new = Store(tmp_path / "new")
+            await until(lambda: new.exists() and len(new.checkpoints()) >= 2, timeout=30)
+            settled = old.checkpoints()[-1].id
+            await asyncio.sleep(1.5)  # the old schedule would have run again by now
+            status = await run.call(cmd="status")
+            return status, old.checkpoints()[-1].id != settled
+
+    status, old_ran = asyncio.run(main())
+    assert [b["name"] for b in status["backups"]] == ["new"]
+    assert status["backups"][0]["breached"] is False
+    assert not old_ran

@@ -34,7 +34,7 @@ from medic.checkpoint import (
 )
 from medic.clock import Clock
 from medic.errors import MedicError, UserError
-from medic.events import BackupCreated, BackupFailed, RpoBreached, RpoMet
+from medic.events import BackupCreated, BackupFailed, RollbackFailed, RpoBreached, RpoMet
 
 __all__ = ["Backups"]
 
@@ -74,6 +74,9 @@ class Backups:
         try:
             result = await asyncio.to_thread(resume_pending, store)
         except (MedicError, OSError) as exc:
+            # the tracker must hear of it even when rollback failed before publishing
+            pending = store.pending_rollback() or "unknown"
+            self._bus.publish(RollbackFailed(pending, str(store.path), str(exc), self._clock.now()))
             raise UserError(
                 f"a rollback in {store.path} was interrupted and could not be finished: {exc}; "
                 "services were not started. Fix the cause, run `medic rollback --resume`, "
