@@ -175,7 +175,10 @@ async def run_schedules(
         except Exception as exc:  # a bug must not end every later backup
             log.exception("backup %s: unexpected error", schedule.name)
             _failed(schedule, clock, bus, f"{type(exc).__name__}: {exc}")
-        await asyncio.to_thread(check_rpo, schedule, clock=clock, bus=bus)
+        try:
+            await asyncio.to_thread(check_rpo, schedule, clock=clock, bus=bus)
+        except Exception:
+            log.exception("backup %s: the RPO check failed", schedule.name)
         runs += 1
         due[name] = max(due[name] + schedule.every_s, clock.monotonic())
     return runs
