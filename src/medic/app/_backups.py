@@ -99,20 +99,17 @@ class Backups:
         if new == self._schedules:
             return False
         self._stop.set()
+        kept = {(s.name, s.repo) for s in self._schedules}  # same name and repo: same history
         with self._lock:
-            self._schedules = new
             self._seen = {
-                s.name: self._seen.get(s.name, _Seen()) if self._same_repo(s) else _Seen()
-                for s in new
+                s.name: self._seen[s.name] if (s.name, s.repo) in kept else _Seen() for s in new
             }
+            self._schedules = new
         self._stop = asyncio.Event()
-        previous, self._task = self._task, None
+        previous = self._task
         if new:
             self._task = asyncio.create_task(self._run(new, self._stop, previous))
         return True
-
-    def _same_repo(self, schedule: BackupSchedule) -> bool:
-        return any(s.name == schedule.name and s.repo == schedule.repo for s in self._schedules)
 
     async def close(self) -> None:
         """Stop scheduling; a run in progress finishes, so its repository lock is released."""
