@@ -105,7 +105,7 @@ def check_rpo(schedule: BackupSchedule, *, clock: Clock, bus: Bus | None) -> flo
 
 
 def _failed(schedule: BackupSchedule, clock: Clock, bus: Bus | None, error: str) -> None:
-    log.warning("backup %s failed: %s", schedule.name, error)
+    log.info("backup %s failed: %s", schedule.name, error)
     if bus is not None:
         bus.publish(BackupFailed(schedule.repo, error, clock.now(), schedule.name))
 
@@ -124,7 +124,7 @@ def run_schedule_once(
             repo, schedule.paths, dbs=schedule.dbs, name=schedule.name, schedule=schedule.name
         )
     except MedicError as exc:
-        log.warning("backup %s failed: %s", schedule.name, exc)
+        log.info("backup %s failed: %s", schedule.name, exc)
         return None  # create_backup published BackupFailed already
     except OSError as exc:
         _failed(schedule, clock, bus, f"cannot back up into {schedule.repo}: {exc}")

@@ -212,28 +212,37 @@ def status(obj: Obj, as_json: bool) -> None:
         )  # fmt: skip
     Console().print(table)
     if answer.get("backups"):
-        Console().print(_backup_table(answer["backups"]))
+        _print_backups(answer["backups"])
 
 
-def _backup_table(backups: list[dict[str, Any]]) -> Any:
-    """One row per schedule: the RPO against its objective, and how the last run went."""
+def _print_backups(backups: list[dict[str, Any]]) -> None:
+    """One row per schedule (the RPO against its objective, the last run), then each failure."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
     from rich.table import Table
 
     table = Table("backup", "rpo", "objective", "", "last verified", "last run", box=None)
+    now = datetime.now(UTC)
+    failures: list[str] = []
     for b in backups:
         run: dict[str, Any] | None = b.get("last_run")
         verified: dict[str, Any] | None = b.get("last_verified")
-        last = (
-            "-"
-            if not run
-            else f"{run['at'][:19]} " + ("ok" if run["ok"] else f"FAILED: {run['error']}")
-        )
+        last = "-"
+        if run:
+            ago = _age((now - datetime.fromisoformat(run["at"])).total_seconds())
+            last = f"{ago} ago " + ("ok" if run["ok"] else "FAILED")
+            if not run["ok"]:
+                failures.append(f"{b['name']}: {run['error']}")
         table.add_row(
             b["name"], _age(b["rpo_s"]), _age(b["objective_s"]),
             "BREACHED" if b["breached"] else "ok",
-            verified["snapshot"] if verified else "-", last[:80],
+            verified["snapshot"] if verified else "-", last,
         )  # fmt: skip
-    return table
+    console = Console()
+    console.print(table)
+    for line in failures:
+        console.print(line, markup=False, highlight=False)
 
 
 def _act(obj: Obj, command: str, service: str) -> None:
