@@ -127,7 +127,7 @@ def run_schedule_once(
         log.info("backup %s failed: %s", schedule.name, exc)
         return None  # create_backup published BackupFailed already
     except OSError as exc:
-        _failed(schedule, clock, bus, f"cannot back up into {schedule.repo}: {exc}")
+        _failed(schedule, clock, bus, f"backup into {schedule.repo} stopped: {exc}")
         return None
     try:
         _, problems, _ = verify_backups(repo, m.id)
