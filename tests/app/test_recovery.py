@@ -207,3 +207,47 @@ flap_raise_after = 1
         messages = [e.message for e in tracker.timeline(incident.id)]
     assert sum("failed again" in m for m in messages) >= 2
     assert incident.severity.name in ("SEV2", "SEV1")  # SEV4 raised once per reopening
+
+
+def test_a_corrupt_file_is_restored_from_the_newest_verified_backup(tmp_path: Path) -> None:
+    """`restore` puts a backup schedule's files back as its newest verified snapshot has them."""
+    data = tmp_path / "data"
+    data.mkdir()
+    config_file = data / "config.json"
+    config_file.write_text(json.dumps({"workers": 2}))
+    good = _digest(config_file)
+    config = f"""
+[services.app]
+command = [{toml_str(PY)}, "-c", {toml_str(READS_CONFIG)}, {toml_str(str(config_file))}]
+start_time = "300ms"
+backoff = {{ initial = "50ms", max = "100ms", jitter = 0 }}
+crash_loop = {{ max_restarts = 2, within = "30s", cooldown = "60s" }}
+recovery = [{{ strategy = "restore", target = "data", timeout = "20s", settle = "500ms" }}]
+
+[backups.data]
+paths = ["data"]
+repo = "backups"
+every = "1h"
+"""
+
+    async def main() -> tuple[RecoveryFinished, Path]:
+        async with running(tmp_path, config) as run:
+            sub = run.app.bus.subscribe(RecoveryFinished)
+            verified = tmp_path / "backups" / "verified"
+            await until(lambda: verified.is_dir() and any(verified.iterdir()), timeout=30)
+            config_file.write_text("{ not json")
+            sup = run.app.supervisor
+            assert sup is not None
+            os.kill(sup.runner("app").child.pid, signal.SIGKILL)  # type: ignore[union-attr]
+            done = await wait_event(sub, lambda e: e.strategy == "restore", timeout=40)
+            return done, run.store
+
+    done, store = asyncio.run(main())
+    assert done.outcome == "success", done.detail
+    assert "restored backups.data snapshot" in done.detail
+    assert _digest(config_file) == good
+    with Tracker(str(store)) as tracker:
+        (incident,) = tracker.incidents(service="app").items
+        assert [(a.action, a.outcome) for a in tracker.recovery_attempts(incident.id)] == [
+            ("restore", "success")
+        ]

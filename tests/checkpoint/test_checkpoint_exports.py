@@ -24,6 +24,7 @@ def test_checkpoint_public_names() -> None:
         "VerifyResult",
         "check_rpo",
         "create_backup",
+        "newest_verified",
         "plan",
         "prune",
         "restore",
@@ -52,6 +53,7 @@ def test_checkpoint_events_are_exported_and_frozen() -> None:
         "RollbackCompleted",
         "RollbackFailed",
         "RpoBreached",
+        "RpoMet",
     }
     assert names <= set(medic.events.__all__)
     for n in names:

@@ -11,7 +11,7 @@ import pytest
 from medic.bus import Bus
 from medic.checkpoint import BackupSchedule, Store, check_rpo, create_backup, rpo, run_schedules
 from medic.errors import InvalidInput
-from medic.events import BackupCreated, BackupFailed, BackupVerified, RpoBreached
+from medic.events import BackupCreated, BackupFailed, BackupVerified, RpoBreached, RpoMet
 from medic.testing import FakeClock
 
 
@@ -100,3 +100,56 @@ def test_stop_event_ends_the_loop_while_it_waits(tree: Path, tmp_path: Path) -> 
         return await asyncio.wait_for(task, 5)
 
     assert asyncio.run(main()) == 1
+
+
+def test_a_repo_that_cannot_be_created_is_a_failed_run_not_a_dead_loop(
+    tree: Path, tmp_path: Path
+) -> None:
+    """A repository under a regular file fails each run with BackupFailed; the loop keeps going."""
+    (tmp_path / "blocker").write_text("not a directory")
+    clock = FakeClock()
+    bus = Bus()
+    sub = bus.subscribe(BackupFailed, RpoBreached)
+    sched = BackupSchedule(
+        name="blocked", paths=(str(tree),), repo=str(tmp_path / "blocker" / "repo"), every_s=60
+    )
+    assert asyncio.run(run_schedules([sched], clock=clock, bus=bus, max_runs=3)) == 3
+    events = sub.drain()
+    assert [type(e).__name__ for e in events] == ["BackupFailed", "RpoBreached"] * 3
+    assert "Not a directory" in events[0].error
+    assert events[0].schedule == "blocked"
+
+
+def test_a_good_check_publishes_rpo_met_with_the_verified_snapshot(
+    tree: Path, tmp_path: Path
+) -> None:
+    """RpoMet names the newest verified snapshot and its age, so a breach can be closed."""
+    clock = FakeClock()
+    bus = Bus()
+    sub = bus.subscribe(BackupCreated, RpoMet, RpoBreached)
+    sched = BackupSchedule(name="s", paths=(str(tree),), repo=str(tmp_path / "repo"), every_s=60)
+    assert asyncio.run(run_schedules([sched], clock=clock, bus=bus, max_runs=1)) == 1
+    created, met = sub.drain()
+    assert isinstance(met, RpoMet)
+    assert met.snapshot_id == created.snapshot_id
+    assert met.age_s == pytest.approx(0, abs=1)
+    assert met.objective_s == 120
+    clock.advance(121)
+    check_rpo(sched, clock=clock, bus=bus)
+    [breach] = sub.drain()
+    assert isinstance(breach, RpoBreached)
+    assert breach.snapshot_id == created.snapshot_id
+    assert breach.age_s == pytest.approx(121, abs=1)
+
+
+def test_an_unreadable_repo_counts_as_no_verified_backup(tmp_path: Path) -> None:
+    """A repository whose manifest is garbage gives no RPO and a breach, never an exception."""
+    clock = FakeClock()
+    repo = Store(tmp_path / "repo", clock=clock)
+    repo.init()
+    (repo.manifests / "20260101T000000Z-00000000.json").write_text("{not json")
+    bus = Bus()
+    sub = bus.subscribe(RpoBreached)
+    sched = BackupSchedule(name="s", paths=("x",), repo=str(repo.path), every_s=60)
+    assert check_rpo(sched, clock=clock, bus=bus) is None
+    assert len(sub.drain()) == 1

@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 
 from medic.alerts import Dispatcher
+from medic.app._backups import Backups
 from medic.app._control import ControlClient, ControlServer, Send
 from medic.app._engine import RecoveryWiring, runbooks_of
 from medic.app._paths import RuntimePaths
@@ -72,6 +73,7 @@ class MedicApp:
         self.monitor: HealthMonitor | None = None
         self.recorder: Recorder | None = None
         self.recovery: RecoveryWiring | None = None
+        self.backups: Backups | None = None
         self.plan: Plan | None = None
 
     # -- lifecycle ----------------------------------------------------------------
@@ -105,6 +107,9 @@ class MedicApp:
         self.recorder = recorder
         recorder.start()
         unlisten = self.bus.listen(self._echo) if self._echo else None
+        checkpoints = RuntimePaths.checkpoints_for(self.config_path)
+        backups = Backups(plan.backups, checkpoints=checkpoints, bus=self.bus, clock=self._clock)
+        self.backups = backups
         self.started_at = self._clock.now()
         sup = Supervisor(
             plan.services, bus=self.bus, clock=self._clock, rng=self._rng,
@@ -131,6 +136,8 @@ class MedicApp:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         try:
+            await backups.finish_rollback()  # services must not start on a half-rolled-back tree
+            backups.start()
             sup.start_all()
             if on_ready is not None:
                 on_ready()
@@ -142,6 +149,7 @@ class MedicApp:
             await recovery.close()
             await monitor.close()
             await sup.close()
+            await backups.close()
             wiring.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await wiring
@@ -320,6 +328,7 @@ class MedicApp:
             },
             "services": services,
             "recovery": self.recovery.status() if self.recovery is not None else None,
+            "backups": self.backups.status() if self.backups is not None else [],
         }  # fmt: skip
 
     async def reload(self) -> dict[str, Any]:
@@ -327,7 +336,8 @@ class MedicApp:
         sup, monitor, old = self.supervisor, self.monitor, self.plan
         if sup is None or monitor is None or old is None:
             raise UserError("medic is not running yet")
-        plan = self._build(load_config(self.config_path))
+        config = load_config(self.config_path)
+        plan = self._build(config)
         if plan.groups != old.groups:
             raise UserError("failover groups changed; restart medic to apply them")
         added, changed, removed = await sup.apply(plan.services)
@@ -338,8 +348,12 @@ class MedicApp:
                 severities=plan.severities, probed={p.service for p in plan.probes},
                 correlation=self._correlation(plan),
             )  # fmt: skip
+        if self.recovery is not None:
+            self.recovery.configure(plan, runbooks_of(config))
         self.plan = plan
+        backups = self.backups.replace(plan.backups) if self.backups is not None else False
         return {
+            "backups_changed": backups,
             "added": added,
             "changed": changed,
             "removed": removed,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Coroutine
@@ -117,6 +118,22 @@ class RecoveryWiring:
             on_escalated=self._escalated,
         )  # fmt: skip
         self.enabled = plan.recovery.enabled
+
+    def configure(self, plan: Plan, runbooks: list[Runbook]) -> None:
+        """A reload: new plans, checkpoints, runbooks and ladder for the next failures."""
+        self.plan = plan
+        self.enabled = plan.recovery.enabled
+        self.actions.configure(plan)
+        self.good.settings = dict(plan.recovery.checkpoints)
+        self.engine.plans = plan.recovery.plans
+        self.engine.runbooks = tuple(runbooks)
+        self.escalator.ladder = plan.ladder
+        level2 = self.escalator.actions.get(2)
+        if isinstance(level2, RunbookLevelAction):
+            self.escalator.actions = {
+                **self.escalator.actions,
+                2: dataclasses.replace(level2, runbooks=tuple(runbooks)),
+            }
 
     # -- lifecycle -----------------------------------------------------------------
 

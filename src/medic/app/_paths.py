@@ -6,6 +6,7 @@ The CLI and `medic up` compute the same paths from the same `--store`/`-c`, so
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,20 @@ class RuntimePaths:
         """Directory for sd_notify sockets, or None when its paths would be too long."""
         run = self.state_dir / "run"
         return run if len(str(run)) + 40 < _SOCKET_MAX else None
+
+    @staticmethod
+    def checkpoints_for(config: Path | None) -> Path:
+        """The checkpoint store: $MEDIC_CHECKPOINTS, else `.medic/checkpoints` beside the config.
+
+        Computed here only, so the store `medic checkpoint`/`medic rollback` write
+        to is the one `medic up` looks in for an interrupted rollback. It sits
+        beside the config, not the tracker's store, so `--store` elsewhere does not
+        move the checkpoints a user already has.
+        """
+        if env := os.environ.get("MEDIC_CHECKPOINTS"):
+            return Path(env)
+        base = config.resolve().parent if config is not None else Path.cwd()
+        return base / ".medic" / "checkpoints"
 
     def socket_path_ok(self) -> bool:
         return len(str(self.socket)) < _SOCKET_MAX

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from medic.app._backup_records import BACKUP_EVENTS, BackupRecords
 from medic.bus import Bus, Subscription
 from medic.errors import IllegalTransition
 from medic.events import (
@@ -133,8 +134,9 @@ class Recorder:
         self._starting: set[str] = set()
         self._covering: dict[str, str] = {}  # failover target → the service it replaces
         self._sub: Subscription = bus.subscribe(
-            ProcessEvent, HealthEvent, Delivery, maxsize=maxsize
+            ProcessEvent, HealthEvent, Delivery, *BACKUP_EVENTS, maxsize=maxsize
         )
+        self._backups = BackupRecords(tracker)
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="medic-recorder")
         self._task: asyncio.Task[None] | None = None
         self.recorded = 0
@@ -366,6 +368,8 @@ class Recorder:
                 )
                 self._move("medic", Action.RESOLVE, event.at, "medic is running again")
                 self._open.pop("medic", None)
+            case _ if isinstance(event, BACKUP_EVENTS):
+                self._backups.handle(event)
 
     def _ready(self, event: ServiceReady) -> None:
         replaced = self._covering.pop(event.service, None)

@@ -16,10 +16,10 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-from medic.checkpoint import Store, prune, rollback
+from medic.checkpoint import Store, newest_verified, prune, rollback
 from medic.clock import Clock
 from medic.config import Plan, ServiceCheckpoint
 from medic.errors import MedicError, NotFound
@@ -95,12 +95,14 @@ class AppActions:
         plan: Plan,
         state_dir: Path,
         clock: Clock,
-        restore: Callable[[str, str], object] | None = None,
     ) -> None:
         self.sup, self.monitor, self.plan = supervisor, monitor, plan
         self.state_dir, self._clock = state_dir, clock
         self._killed: dict[str, int] = {}  # service → pid a restart step killed
-        self._restore = restore
+        self._deps = {spec.name: tuple(spec.depends_on) for spec in plan.services}
+
+    def configure(self, plan: Plan) -> None:
+        self.plan = plan
         self._deps = {spec.name: tuple(spec.depends_on) for spec in plan.services}
 
     # -- ServiceActions ----------------------------------------------------------------
@@ -169,14 +171,30 @@ class AppActions:
         )
 
     async def restore(self, service: str, backup: str) -> str:
-        if self._restore is None:
-            raise ActionUnavailable(f"no backup schedule to restore {service} from")
+        """Put the files of a backup schedule back as its newest verified snapshot has them."""
+        schedules = {b.name: b for b in self.plan.backups}
+        if not backup and len(schedules) == 1:
+            backup = next(iter(schedules))
+        schedule = schedules.get(backup)
+        if schedule is None:
+            known = ", ".join(sorted(schedules)) or "none"
+            raise ActionUnavailable(
+                f"restore needs a backup schedule as its target (configured: {known})"
+            )
+        repo = Store(schedule.repo, clock=self._clock)
+        snapshot = await asyncio.to_thread(newest_verified, repo)
+        if snapshot is None:
+            raise ActionUnavailable(f"backups.{backup} has no verified snapshot to restore")
         await self.sup.stop(service, by="recovery")
         try:
-            done = await asyncio.to_thread(self._restore, service, backup)
+            result = await asyncio.to_thread(rollback, repo, snapshot.id)
         finally:
             await self.sup.start(service)
-        return str(done)
+        return (
+            f"restored backups.{backup} snapshot {snapshot.id} of "
+            f"{snapshot.created_at:%Y-%m-%d %H:%M:%S} ({result.restored} restored, "
+            f"{result.deleted} removed) and restarted"
+        )
 
     async def verify(self, service: str, *, timeout: float, settle: float) -> Verdict:
         loop = asyncio.get_running_loop()

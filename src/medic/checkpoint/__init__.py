@@ -30,6 +30,7 @@ from medic.checkpoint._rollback import RollbackResult, plan, resume_pending, rol
 from medic.checkpoint._schedule import (
     BackupSchedule,
     check_rpo,
+    newest_verified,
     rpo,
     run_schedule_once,
     run_schedules,
@@ -51,6 +52,7 @@ __all__ = [
     "VerifyResult",
     "check_rpo",
     "create_backup",
+    "newest_verified",
     "plan",
     "prune",
     "restore",

@@ -4,12 +4,18 @@ The RPO a user can count on is the age of the newest backup that was verified,
 not of the newest one written: an unverified backup is a hope. Each scheduled
 run therefore backs up, re-hashes that snapshot's blobs, prunes to `keep`, and
 publishes `RpoBreached` when the newest verified snapshot is older than the
-objective (by default twice the interval).
+objective (by default twice the interval), or `RpoMet` when it is within it,
+so whoever records the breach also learns when it ended.
+
+A backup loop that dies quietly is the worst way for backups to fail, so a run
+never raises into the loop: whatever stops it (a medic error, an OSError such
+as a repository under a file, a bug) becomes a `BackupFailed` event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,9 +27,18 @@ from medic.checkpoint._manifest import Manifest
 from medic.checkpoint._store import Store
 from medic.clock import Clock
 from medic.errors import InvalidInput, MedicError
-from medic.events import BackupFailed, RpoBreached
+from medic.events import BackupFailed, RpoBreached, RpoMet
 
-__all__ = ["BackupSchedule", "check_rpo", "rpo", "run_schedule_once", "run_schedules"]
+__all__ = [
+    "BackupSchedule",
+    "check_rpo",
+    "newest_verified",
+    "rpo",
+    "run_schedule_once",
+    "run_schedules",
+]
+
+log = logging.getLogger("medic.checkpoint")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,44 +66,80 @@ class BackupSchedule:
         return self.rpo_objective_s if self.rpo_objective_s is not None else 2 * self.every_s
 
 
-def rpo(repo: Store) -> timedelta | None:
-    """Age of the newest verified snapshot in `repo`, or None when none is verified."""
+def newest_verified(repo: Store) -> Manifest | None:
+    """The newest snapshot whose blobs were re-hashed and found whole: what the RPO counts from."""
     if not repo.exists():
         return None
     for m in reversed(repo.checkpoints()):
         if repo.verified_at(m.id) is not None:
-            return repo.clock.now() - m.created_at
+            return m
     return None
 
 
+def rpo(repo: Store) -> timedelta | None:
+    """Age of the newest verified snapshot in `repo`, or None when none is verified."""
+    newest = newest_verified(repo)
+    return None if newest is None else repo.clock.now() - newest.created_at
+
+
 def check_rpo(schedule: BackupSchedule, *, clock: Clock, bus: Bus | None) -> float | None:
-    """The schedule's RPO in seconds; publishes `RpoBreached` when over the objective."""
-    age = rpo(Store(schedule.repo, clock=clock))
-    age_s = None if age is None else age.total_seconds()
-    if bus is not None and (age_s is None or age_s > schedule.objective_s):
-        bus.publish(
-            RpoBreached(schedule.name, schedule.repo, age_s, schedule.objective_s, clock.now())
-        )
+    """The schedule's RPO in seconds; publishes `RpoBreached` when over the objective, else `RpoMet`.
+
+    A repository that cannot be read promises nothing, so it counts as having no
+    verified backup.
+    """
+    try:
+        newest = newest_verified(Store(schedule.repo, clock=clock))
+    except (MedicError, OSError) as exc:
+        log.warning("backup %s: cannot read %s: %s", schedule.name, schedule.repo, exc)
+        newest = None
+    age_s = None if newest is None else (clock.now() - newest.created_at).total_seconds()
+    snapshot = "" if newest is None else newest.id
+    if bus is not None:
+        objective, now = schedule.objective_s, clock.now()
+        if age_s is None or age_s > objective:
+            bus.publish(RpoBreached(schedule.name, schedule.repo, age_s, objective, now, snapshot))
+        else:
+            bus.publish(RpoMet(schedule.name, schedule.repo, age_s, objective, now, snapshot))
     return age_s
+
+
+def _failed(schedule: BackupSchedule, clock: Clock, bus: Bus | None, error: str) -> None:
+    log.info("backup %s failed: %s", schedule.name, error)
+    if bus is not None:
+        bus.publish(BackupFailed(schedule.repo, error, clock.now(), schedule.name))
 
 
 def run_schedule_once(
     schedule: BackupSchedule, *, clock: Clock, bus: Bus | None = None
 ) -> Manifest | None:
-    """Back up, verify that snapshot, prune to `keep`; failures become `BackupFailed` events."""
+    """Back up, verify that snapshot, prune to `keep`; failures become `BackupFailed` events.
+
+    A snapshot that fails verification is not pruned against: counting it toward
+    `keep` could delete the older snapshots that are still whole.
+    """
     repo = Store(schedule.repo, clock=clock, bus=bus)
     try:
         m = create_backup(
             repo, schedule.paths, dbs=schedule.dbs, name=schedule.name, schedule=schedule.name
         )
-    except MedicError:
-        return None  # create_backup published BackupFailed already
-    try:
-        verify_backups(repo, m.id)
-        prune(repo, keep_last=schedule.keep)
     except MedicError as exc:
-        if bus is not None:
-            bus.publish(BackupFailed(schedule.repo, str(exc), clock.now(), schedule.name))
+        log.info("backup %s failed: %s", schedule.name, exc)
+        return None  # create_backup published BackupFailed already
+    except OSError as exc:
+        _failed(schedule, clock, bus, f"backup into {schedule.repo} stopped: {exc}")
+        return None
+    try:
+        _, problems, _ = verify_backups(repo, m.id)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            _failed(
+                schedule, clock, bus, f"snapshot {m.id} failed verification: {problems[0]}{more}"
+            )
+            return None
+        prune(repo, keep_last=schedule.keep)
+    except (MedicError, OSError) as exc:
+        _failed(schedule, clock, bus, str(exc))
         return None
     return m
 
@@ -119,8 +170,15 @@ async def run_schedules(
         if delay > 0 and await _stopped_during(stop, clock, delay):
             break
         schedule = by_name[name]
-        await asyncio.to_thread(run_schedule_once, schedule, clock=clock, bus=bus)
-        check_rpo(schedule, clock=clock, bus=bus)
+        try:
+            await asyncio.to_thread(run_schedule_once, schedule, clock=clock, bus=bus)
+        except Exception as exc:  # a bug must not end every later backup
+            log.exception("backup %s: unexpected error", schedule.name)
+            _failed(schedule, clock, bus, f"{type(exc).__name__}: {exc}")
+        try:
+            await asyncio.to_thread(check_rpo, schedule, clock=clock, bus=bus)
+        except Exception:
+            log.exception("backup %s: the RPO check failed", schedule.name)
         runs += 1
         due[name] = max(due[name] + schedule.every_s, clock.monotonic())
     return runs

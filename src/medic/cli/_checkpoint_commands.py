@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from medic.app import RuntimePaths
 from medic.checkpoint import (
     Manifest,
     RollbackResult,
@@ -38,11 +39,6 @@ from medic.cli._main import Obj, cli
 
 F = TypeVar("F", bound=Callable[..., Any])
 _err = Console(stderr=True)
-
-
-def _default_store(obj: Obj) -> Path:
-    base = obj.config.resolve().parent if obj.config is not None else Path.cwd()
-    return base / ".medic" / "checkpoints"
 
 
 def _store_option(f: F) -> F:
@@ -72,7 +68,7 @@ def _json_option(f: F) -> F:
 
 def _store(ctx: click.Context, store_dir: Path | None) -> Store:
     obj: Obj = ctx.find_object(Obj) or Obj(store=None, config=None)
-    return Store(store_dir or _default_store(obj))
+    return Store(store_dir or RuntimePaths.checkpoints_for(obj.config))
 
 
 @contextmanager

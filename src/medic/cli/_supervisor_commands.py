@@ -23,6 +23,10 @@ from medic.cli._main import Obj, cli
 from medic.config import build_plan, load_config
 from medic.errors import UserError
 from medic.events import (
+    BackupCreated,
+    BackupFailed,
+    RollbackCompleted,
+    RpoBreached,
     ServiceExited,
     ServiceFailover,
     ServiceFatal,
@@ -68,7 +72,9 @@ def check(obj: Obj) -> None:
     channels = len(plan.alerts.channels)
     click.echo(
         f"{path}: ok ({len(plan.services)} services, {len(plan.probes)} probes, "
-        f"{len(plan.groups)} groups)" + (f"; {channels} alert channels" if channels else "")
+        f"{len(plan.groups)} groups)"
+        + (f"; {channels} alert channels" if channels else "")
+        + (f"; {len(plan.backups)} backup schedules" if plan.backups else "")
     )
 
 
@@ -92,6 +98,15 @@ def _describe(event: object) -> str | None:
             return f"{event.service}: healthy again ({event.probe})"
         case ServiceFailover():
             return f"group {event.service}: failover {event.from_service} -> {event.to_service}"
+        case BackupCreated(schedule=name) if name:
+            return f"backup {name}: {event.kind} snapshot {event.snapshot_id} ({event.files} files, {event.duration_s:.2f}s)"
+        case BackupFailed(schedule=name) if name:
+            return f"backup {name}: FAILED: {event.error}"
+        case RpoBreached():
+            age = "no verified backup" if event.age_s is None else f"RPO {_age(event.age_s)}"
+            return f"backup {event.schedule}: {age}, over the {_age(event.objective_s)} objective"
+        case RollbackCompleted(resumed=True):
+            return f"finished an interrupted rollback to {event.checkpoint_id} ({event.duration_s:.2f}s)"
     return None
 
 
@@ -198,6 +213,38 @@ def status(obj: Obj, as_json: bool) -> None:
             str(svc["restarts"]), svc["health"], last[:80],
         )  # fmt: skip
     Console().print(table)
+    if answer.get("backups"):
+        _print_backups(answer["backups"])
+
+
+def _print_backups(backups: list[dict[str, Any]]) -> None:
+    """One row per schedule (the RPO against its objective, the last run), then each failure."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("backup", "rpo", "objective", "", "last verified", "last run", box=None)
+    now = datetime.now(UTC)
+    failures: list[str] = []
+    for b in backups:
+        run: dict[str, Any] | None = b.get("last_run")
+        verified: dict[str, Any] | None = b.get("last_verified")
+        last = "-"
+        if run:
+            ago = _age((now - datetime.fromisoformat(run["at"])).total_seconds())
+            last = f"{ago} ago " + ("ok" if run["ok"] else "FAILED")
+            if not run["ok"]:
+                failures.append(f"{b['name']}: {run['error']}")
+        table.add_row(
+            b["name"], _age(b["rpo_s"]), _age(b["objective_s"]),
+            "BREACHED" if b["breached"] else "ok",
+            verified["snapshot"] if verified else "-", last,
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    for line in failures:
+        console.print(line, markup=False, highlight=False)
 
 
 def _act(obj: Obj, command: str, service: str) -> None:
@@ -259,6 +306,8 @@ def reload(obj: Obj) -> None:
     answer = _client(obj).call({"cmd": "reload"})
     for key in ("added", "changed", "removed", "probes_changed"):
         click.echo(f"{key}: {', '.join(answer[key]) or '-'}")
+    if answer.get("backups_changed"):
+        click.echo("backup schedules: changed, now running the new ones")
 
 
 @cli.command()

@@ -335,8 +335,11 @@ def _step(c: _Check, value: Any, key: str, known: set[str]) -> Step:
     m = c.mapping(
         value, key, allowed=allowed | {"backup_paths"}, required={"name", "context", "action"}
     )
+    raw = m.get("timeout", "30s")
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        c.fail(f"{key}.timeout", f"expected a duration such as 30s or 2m, got {raw!r}")
     try:
-        timeout = parse_duration(m.get("timeout", "30s"))
+        timeout = parse_duration(raw)
     except ValueError as exc:
         c.fail(f"{key}.timeout", str(exc))
     if not 0 < timeout.total_seconds() <= MAX_TIMEOUT_S:

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from medic.checkpoint import BackupSchedule
 from medic.clock import Clock, system_clock
 from medic.config._alerts_plan import AlertsPlan, alerts_plan, ladder_of
 from medic.config._load import LoadedConfig, signal_number
 from medic.config._recovery import RecoverySettings, recovery_settings
 from medic.config._schema import (
+    BackupModel,
     CommandProbe,
     HeartbeatProbe,
     HttpProbe,
@@ -20,6 +22,7 @@ from medic.config._schema import (
     ServiceModel,
     TcpProbe,
 )
+from medic.errors import ConfigError
 from medic.health import (
     Check,
     CommandCheck,
@@ -115,6 +118,7 @@ class Plan:
     ladder: Ladder = DEFAULT_LADDER
     escalation_interval: float = 1.0
     escalation_enabled: bool = True
+    backups: tuple[BackupSchedule, ...] = ()
 
 
 def _argv(command: list[str] | str, shell: bool) -> tuple[str, ...]:
@@ -177,6 +181,42 @@ def _service(name: str, svc: ServiceModel, base: Path, log_dir: Path | None) -> 
     )
 
 
+def _backups(config: LoadedConfig) -> tuple[BackupSchedule, ...]:
+    """Schedules with absolute paths; two schedules may not share a repository.
+
+    Pruning keeps the newest `keep` snapshots of the whole repository and the RPO
+    counts any verified snapshot in it, so a shared repository would let one
+    schedule delete the other's backups and vouch for its RPO.
+    """
+    base = config.base_dir
+    owners: dict[str, str] = {}
+    schedules: list[BackupSchedule] = []
+    for name, model in config.model.backups.items():
+        schedule = _schedule(name, model, base)
+        if (other := owners.get(schedule.repo)) is not None:
+            raise ConfigError(
+                f"{schedule.repo} is already the repo of backups.{other}; "
+                "give each schedule its own repo",
+                path=str(config.path),
+                key=f"backups.{name}.repo",
+            )
+        owners[schedule.repo] = name
+        schedules.append(schedule)
+    return tuple(schedules)
+
+
+def _schedule(name: str, model: BackupModel, base: Path) -> BackupSchedule:
+    return BackupSchedule(
+        name=name,
+        paths=tuple(str(_path(base, p)) for p in model.paths),
+        repo=str(_path(base, model.repo).resolve()),
+        every_s=model.every,
+        keep=model.keep,
+        dbs=tuple(str(_path(base, d)) for d in model.dbs),
+        rpo_objective_s=model.rpo,
+    )
+
+
 def build_plan(config: LoadedConfig, *, log_dir: Path | None, check_secrets: bool = True) -> Plan:
     """Specs for the supervisor and the monitor; relative paths resolve beside the config.
 
@@ -216,7 +256,8 @@ def build_plan(config: LoadedConfig, *, log_dir: Path | None, check_secrets: boo
     alerts = alerts_plan(model.alerts, base_dir=base, source=str(config.path), check=check_secrets)
     return Plan(
         tuple(services), tuple(probes), groups, severities, tracker_settings(config),
-        recovery=recovery, alerts=alerts, ladder=ladder_of(model.escalation),
+        recovery=recovery, backups=_backups(config), alerts=alerts,
+        ladder=ladder_of(model.escalation),
         escalation_interval=model.escalation.interval,
         escalation_enabled=model.escalation.enabled,
     )  # fmt: skip

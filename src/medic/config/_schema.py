@@ -31,6 +31,7 @@ from medic.taxonomy import Kind
 __all__ = [
     "AlertsModel",
     "BackoffModel",
+    "BackupModel",
     "CategoryModel",
     "CommandChannel",
     "CommandProbe",
@@ -271,6 +272,43 @@ class CategoryModel(_Strict):
         return [Kind.parse(kind).value for kind in value]
 
 
+class BackupModel(_Strict):
+    """A `[backups.NAME]` table: a verified backup into its own repository every `every`."""
+
+    paths: list[str] = Field(default_factory=list, max_length=1000)
+    dbs: list[str] = Field(default_factory=list, max_length=100)
+    repo: str = Field(min_length=1, max_length=4096)
+    every: Duration
+    keep: int = Field(default=7, ge=1, le=100_000)
+    rpo: Duration | None = None
+
+    @field_validator("paths", "dbs")
+    @classmethod
+    def _no_blank(cls, value: list[str]) -> list[str]:
+        for index, item in enumerate(value):
+            if not item.strip():
+                raise ValueError(f"entry [{index}] is empty; give a path")
+        return value
+
+    @field_validator("every", "rpo")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be a duration greater than zero, such as '1h'")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> BackupModel:
+        if not self.paths and not self.dbs:
+            raise ValueError("needs `paths` or `dbs`: there is nothing to back up")
+        if self.rpo is not None and self.rpo < self.every:
+            raise ValueError(
+                f"rpo ({self.rpo:g}s) is shorter than every ({self.every:g}s): between runs the "
+                "newest backup is up to `every` old, so the objective could never be met"
+            )
+        return self
+
+
 class MedicConfig(_Strict):
     services: dict[Annotated[str, Field(pattern=NAME)], ServiceModel] = Field(min_length=1)
     groups: dict[Annotated[str, Field(pattern=NAME)], GroupModel] = Field(default_factory=dict)
@@ -283,6 +321,7 @@ class MedicConfig(_Strict):
     recovery: RecoveryModel = RecoveryModel()
     alerts: AlertsModel = AlertsModel()
     escalation: EscalationModel = EscalationModel()
+    backups: dict[Annotated[str, Field(pattern=NAME)], BackupModel] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references(self) -> MedicConfig:

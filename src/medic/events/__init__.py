@@ -17,6 +17,7 @@ from medic.events._checkpoint import (
     RollbackCompleted,
     RollbackFailed,
     RpoBreached,
+    RpoMet,
 )
 from medic.events._health import HealthEvent, ServiceHealthy, ServiceUnhealthy
 from medic.events._policy import (
@@ -84,6 +85,7 @@ __all__ = [
     "RollbackCompleted",
     "RollbackFailed",
     "RpoBreached",
+    "RpoMet",
     "ServiceExited",
     "ServiceFailover",
     "ServiceFatal",

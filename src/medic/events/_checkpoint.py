@@ -19,6 +19,7 @@ __all__ = [
     "RollbackCompleted",
     "RollbackFailed",
     "RpoBreached",
+    "RpoMet",
 ]
 
 
@@ -133,3 +134,16 @@ class RpoBreached:
     age_s: float | None
     objective_s: float
     at: datetime
+    snapshot_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RpoMet:
+    """A check found the newest verified backup within the objective; an RPO incident can resolve."""
+
+    schedule: str
+    repo: str
+    age_s: float
+    objective_s: float
+    at: datetime
+    snapshot_id: str = ""
