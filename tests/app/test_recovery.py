@@ -26,19 +26,25 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_a_corrupt_file_is_rolled_back_to_the_last_good_checkpoint(tmp_path: Path) -> None:
-    """restart cannot fix a corrupt config → the engine rolls back to the healthy checkpoint."""
+def _app_reading_its_config(tmp_path: Path) -> tuple[Path, str, str]:
+    """data/config.json, its good digest, and a `[services.app]` table that dies when it is bad."""
     data = tmp_path / "data"
     data.mkdir()
     config_file = data / "config.json"
     config_file.write_text(json.dumps({"workers": 4}))
-    good = _digest(config_file)
-    config = f"""
+    service = f"""
 [services.app]
 command = [{toml_str(PY)}, "-c", {toml_str(READS_CONFIG)}, {toml_str(str(config_file))}]
 start_time = "300ms"
 backoff = {{ initial = "50ms", max = "100ms", jitter = 0 }}
-crash_loop = {{ max_restarts = 2, within = "30s", cooldown = "60s" }}
+crash_loop = {{ max_restarts = 2, within = "30s", cooldown = "60s" }}"""
+    return config_file, _digest(config_file), service
+
+
+def test_a_corrupt_file_is_rolled_back_to_the_last_good_checkpoint(tmp_path: Path) -> None:
+    """restart cannot fix a corrupt config → the engine rolls back to the healthy checkpoint."""
+    config_file, good, service = _app_reading_its_config(tmp_path)
+    config = f"""{service}
 recovery = [{{ strategy = "restart", timeout = "10s", settle = "300ms" }},
             {{ strategy = "rollback", timeout = "20s", settle = "500ms" }}]
 checkpoint = {{ paths = ["data"] }}
@@ -211,17 +217,8 @@ flap_raise_after = 1
 
 def test_a_corrupt_file_is_restored_from_the_newest_verified_backup(tmp_path: Path) -> None:
     """`restore` puts a backup schedule's files back as its newest verified snapshot has them."""
-    data = tmp_path / "data"
-    data.mkdir()
-    config_file = data / "config.json"
-    config_file.write_text(json.dumps({"workers": 2}))
-    good = _digest(config_file)
-    config = f"""
-[services.app]
-command = [{toml_str(PY)}, "-c", {toml_str(READS_CONFIG)}, {toml_str(str(config_file))}]
-start_time = "300ms"
-backoff = {{ initial = "50ms", max = "100ms", jitter = 0 }}
-crash_loop = {{ max_restarts = 2, within = "30s", cooldown = "60s" }}
+    config_file, good, service = _app_reading_its_config(tmp_path)
+    config = f"""{service}
 recovery = [{{ strategy = "restore", target = "data", timeout = "20s", settle = "500ms" }}]
 
 [backups.data]

@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from medic.checkpoint import Store, newest_verified, prune, rollback
+from medic.checkpoint import Manifest, Store, newest_verified, prune, rollback
 from medic.clock import Clock
 from medic.config import Plan, ServiceCheckpoint
 from medic.errors import MedicError, NotFound
@@ -159,16 +159,7 @@ class AppActions:
         good = store.checkpoints() if store.exists() else []
         if not good:
             raise ActionUnavailable(f"{service} has no good checkpoint yet")
-        target = good[-1]
-        await self.sup.stop(service, by="recovery")
-        try:
-            result = await asyncio.to_thread(rollback, store, target.id)
-        finally:
-            await self.sup.start(service)
-        return (
-            f"rolled back to {target.id} of {target.created_at:%Y-%m-%d %H:%M:%S} "
-            f"({result.restored} restored, {result.deleted} removed) and restarted"
-        )
+        return "rolled back to " + await self._return_to(service, store, good[-1])
 
     async def restore(self, service: str, backup: str) -> str:
         """Put the files of a backup schedule back as its newest verified snapshot has them."""
@@ -185,15 +176,20 @@ class AppActions:
         snapshot = await asyncio.to_thread(newest_verified, repo)
         if snapshot is None:
             raise ActionUnavailable(f"backups.{backup} has no verified snapshot to restore")
+        return f"restored backups.{backup} snapshot " + await self._return_to(
+            service, repo, snapshot
+        )
+
+    async def _return_to(self, service: str, store: Store, target: Manifest) -> str:
+        """Stop the service, bring its files back to `target` (crash-safe, verified), start it."""
         await self.sup.stop(service, by="recovery")
         try:
-            result = await asyncio.to_thread(rollback, repo, snapshot.id)
+            result = await asyncio.to_thread(rollback, store, target.id)
         finally:
             await self.sup.start(service)
         return (
-            f"restored backups.{backup} snapshot {snapshot.id} of "
-            f"{snapshot.created_at:%Y-%m-%d %H:%M:%S} ({result.restored} restored, "
-            f"{result.deleted} removed) and restarted"
+            f"{target.id} of {target.created_at:%Y-%m-%d %H:%M:%S} "
+            f"({result.restored} restored, {result.deleted} removed) and restarted"
         )
 
     async def verify(self, service: str, *, timeout: float, settle: float) -> Verdict:
