@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -54,6 +56,17 @@ def test_the_cli_drives_a_detached_medic(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert "hello from api" in logs
         assert "changed: -" in medic(tmp_path, "reload").stdout
+        now = json.loads(medic(tmp_path, "status", "--json").stdout)["services"]
+        api = next(s for s in now if s["service"] == "api")
+        os.kill(api["pid"], signal.SIGKILL)  # the engine restarts it and says so in status
+        for _ in range(200):
+            recovery = json.loads(medic(tmp_path, "status", "--json").stdout)["recovery"]
+            if recovery["recent"]:
+                break
+            time.sleep(0.1)
+        assert recovery["recent"][-1]["service"] == "api"
+        shown = medic(tmp_path, "status").stdout
+        assert "recovered by restart" in shown
         missing = medic(tmp_path, "stop", "nope", check=False)
         assert missing.returncode != 0
         assert "no service named 'nope'" in missing.stderr

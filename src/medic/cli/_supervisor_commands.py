@@ -215,6 +215,28 @@ def status(obj: Obj, as_json: bool) -> None:
     Console().print(table)
     if answer.get("backups"):
         _print_backups(answer["backups"])
+    recovery = answer.get("recovery") or {}
+    if recovery.get("running") or recovery.get("recent"):
+        _print_recovery(recovery)
+
+
+def _print_recovery(recovery: dict[str, Any]) -> None:
+    """The engine's plans: which run now, and how the last ones ended, step by step."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("recovery", "incident", "outcome", "steps", box=None)
+    for name in recovery.get("running", []):
+        table.add_row(name, "-", "running", "")
+    for plan in reversed(recovery.get("recent", [])):
+        if plan["recovered"]:
+            outcome = f"recovered by {plan['by']}"
+        else:
+            outcome = f"escalated to L{plan['escalated_to']}"
+        table.add_row(
+            plan["service"], str(plan["incident"] or "-"), outcome, "; ".join(plan["steps"])[:100]
+        )
+    Console().print(table)
 
 
 def _print_backups(backups: list[dict[str, Any]]) -> None:
