@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
+from typing import Literal
 
 import pytest
 
@@ -272,6 +274,36 @@ def test_sliding_window_weights_the_previous_window() -> None:
     assert sum(limiter.acquire() for _ in range(12)) == 10
     clock.advance(15)  # halfway into the next window: 10 * 0.5 still counted
     assert sum(limiter.acquire() for _ in range(10)) == 5
+
+
+@pytest.mark.parametrize("algorithm", ["token-bucket", "sliding-window"])
+def test_limiter_admits_exactly_its_limit_across_threads(
+    algorithm: Literal["token-bucket", "sliding-window"],
+) -> None:
+    """Eight threads racing on one key are admitted exactly `limit` times, no more.
+
+    The clock stands still, so no token comes back; a tiny switch interval makes
+    the GIL change hands inside decisions, where a lost update would over-admit.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    limiter = RateLimiter(limit=20_000, period=3600.0, algorithm=algorithm, clock=FakeClock())
+    admitted = [0] * 8
+    start = threading.Barrier(8)
+
+    def hammer(i: int) -> None:
+        start.wait()
+        admitted[i] = sum(limiter.acquire("k") for _ in range(5000))
+
+    try:
+        threads = [threading.Thread(target=hammer, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(previous)
+    assert sum(admitted) == 20_000
 
 
 def test_limiter_keys_are_bounded_and_decorator_raises_rate_limited() -> None:

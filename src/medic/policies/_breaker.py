@@ -259,11 +259,10 @@ class CircuitBreaker:
         message = self._open_message if retry_after is not None else self._busy_message
         return CircuitOpen.make(message, policy=self.name, retry_after=retry_after)
 
-    def _rejected_while_open(self) -> None:
-        next(self._rejections)
-        if self._loud:
-            remaining = max(0.0, self._open_until - self._mono())
-            self._emitter.emit(CallRejected(self.name, "circuit-open", remaining))
+    def _announce_rejection(self) -> None:
+        """Tell listeners and the bus about a fail-fast refusal (the wrappers count it inline)."""
+        remaining = max(0.0, self._open_until - self._mono())
+        self._emitter.emit(CallRejected(self.name, "circuit-open", remaining))
 
     def _admit(self) -> int:
         """Admit a call when not closed: returns its generation or raises CircuitOpen."""
@@ -369,11 +368,9 @@ class CircuitBreaker:
         if self.slow_call_duration is not None:
             return cast(Callable[P, R], self._wrap_timed(fn))
         admit, record, failed, abandoned = self._admit, self._record, self._failed, self._abandoned
-        rejected, open_error, message = (
-            self._rejected_while_open,
-            self._open_error,
-            self._open_message,
-        )
+        # Failing fast is counted inline (no Python call); only listeners cost a call.
+        rejections, loud, announce = self._rejections, self._loud, self._announce_rejection
+        open_error, message = self._open_error, self._open_message
         mono, closed, opened = self._mono, _C, _O
 
         @functools.wraps(fn)
@@ -382,7 +379,9 @@ class CircuitBreaker:
             if state is closed:
                 gen = self._gen
             elif state is opened and mono() < self._open_until:
-                rejected()
+                next(rejections)
+                if loud:
+                    announce()
                 raise open_error(message)
             else:
                 gen = admit()
@@ -423,11 +422,8 @@ class CircuitBreaker:
 
     def _wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         admit, record, failed, abandoned = self._admit, self._record, self._failed, self._abandoned
-        rejected, open_error, message = (
-            self._rejected_while_open,
-            self._open_error,
-            self._open_message,
-        )
+        rejections, loud, announce = self._rejections, self._loud, self._announce_rejection
+        open_error, message = self._open_error, self._open_message
         mono, closed, opened = self._mono, _C, _O
         limit = self.slow_call_duration
 
@@ -437,7 +433,9 @@ class CircuitBreaker:
             if state is closed:
                 gen = self._gen
             elif state is opened and mono() < self._open_until:
-                rejected()
+                next(rejections)
+                if loud:
+                    announce()
                 raise open_error(message)
             else:
                 gen = admit()

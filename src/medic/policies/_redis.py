@@ -1,8 +1,11 @@
 """Breaker and limiter state in Redis, shared by every process that names the same key.
 
-Each decision is one Lua script call (EVALSHA), atomic on the server and timed
-by the server's clock (`TIME`), so processes on different hosts agree on when an
-open period ends. The same state machine as the in-memory breaker runs inside
+Each decision is one Lua script call (EVALSHA), atomic on the server. The
+breaker is timed by the server's clock (`TIME`), so processes on different hosts
+agree on when an open period ends. The limiter is timed by the caller's wall
+clock, sent with each call: a TIME call would cost as much as the rest of its
+script, and a skew of milliseconds between NTP-synced hosts only shifts when a
+token comes back by as much. The same state machine as the in-memory breaker runs inside
 the script, including generations: the outcome of a call admitted before a
 transition is ignored. A success in the closed state with no failures counted
 needs no second call.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import math
+import time
 from collections.abc import Awaitable, Callable
 from string import Template
 from typing import Any, ParamSpec, TypeVar, cast
@@ -113,18 +116,27 @@ return {1, state, gen, 0, ''}
 """)
 
 # The token bucket as GCRA: one number per key (the theoretical arrival time of the
-# next call), so a decision is one GET and, when admitted, one SET with an expiry.
+# next call, in whole microseconds), so a decision is one GET and, when admitted, one
+# SET. The caller passes its clock (ARGV[2]) and the cost (ARGV[1]): a TIME call would
+# cost as much as the GET. The expiry is set only when the arrival time enters a new
+# second (SET … PXAT the second after next); otherwise KEEPTTL keeps it, since an
+# expiry set for an earlier arrival time in the same second is still late enough:
+# Redis rewrites every SET with PX or PXAT, which costs more than the rest of the script.
 _BUCKET_LUA = Template("""
-local t = redis.call('TIME')
-local now = t[1] + t[2] / 1000000
-local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
-if tat < now then tat = now end
-tat = tat + tonumber(ARGV[1]) * $interval
-if tat - now <= $tolerance then
-  redis.call('SET', KEYS[1], string.format('%.6f', tat), 'PX', $ttl_ms)
-  return 0
+local now = tonumber(ARGV[2])
+local old = tonumber(redis.call('GET', KEYS[1]))
+local tat = now
+if old and old > now then tat = old end
+tat = tat + ARGV[1] * $interval_us
+if tat - now > $tolerance_us then return math.ceil((tat - now - $tolerance_us) / 1000) end
+tat = math.floor(tat + 0.5)
+local second = math.floor(tat / 1000000)
+if old and math.floor(old / 1000000) == second then
+  redis.call('SET', KEYS[1], tat, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], tat, 'PXAT', (second + 2) * 1000)
 end
-return math.ceil((tat - now - $tolerance) * 1000)
+return 0
 """)
 
 
@@ -384,9 +396,8 @@ class SharedRateLimiter:
         self._script = _Script(
             client,
             _BUCKET_LUA.substitute(
-                interval=repr(self.period / self.limit),
-                tolerance=repr(self.burst * self.period / self.limit * (1 + 1e-9)),
-                ttl_ms=math.ceil(self.burst * self.period / self.limit * 1000) + 1000,
+                interval_us=repr(self.period / self.limit * 1e6),
+                tolerance_us=repr(self.burst * self.period / self.limit * (1 + 1e-9) * 1e6),
             ),
         )
         self._emitter = Emitter(bus=bus, listeners=listeners, metrics=metrics)
@@ -397,7 +408,7 @@ class SharedRateLimiter:
     def acquire(self, key: str = "", cost: float = 1.0) -> float:
         """One script call: 0.0 when admitted, else the seconds until it would be (sync client)."""
         try:
-            wait_ms = self._script(f"{self.prefix}:{key}", cost)
+            wait_ms = self._script(f"{self.prefix}:{key}", cost, time.time_ns() // 1000)
         except Exception as exc:
             raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
         return int(wait_ms) / 1000
@@ -405,7 +416,7 @@ class SharedRateLimiter:
     async def aacquire(self, key: str = "", cost: float = 1.0) -> float:
         """`acquire` with an asyncio Redis client."""
         try:
-            wait_ms = await self._script.acall(f"{self.prefix}:{key}", cost)
+            wait_ms = await self._script.acall(f"{self.prefix}:{key}", cost, time.time_ns() // 1000)
         except Exception as exc:
             raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
         return int(wait_ms) / 1000
