@@ -55,7 +55,24 @@ def test_duplicates_inside_one_batch_are_stored_once(tracker: Tracker) -> None:
     s = Signal("api", "boom", external_id="x")
     results = tracker.record_many([s, s, s])
     assert [r.duplicate for r in results] == [False, True, True]
+    assert [r.event_id for r in results] == [results[0].event_id] * 3
     assert tracker.counts()["events"] == 1
+
+
+def test_an_external_id_that_is_cleaned_for_storage_stays_idempotent(tracker: Tracker) -> None:
+    """An over-long id or one holding NUL is stored shortened; replaying it still finds it."""
+    long_id = "evt-" + "x" * 400
+    nul_id = "evt\x00nul"
+    first = tracker.record_many(
+        [Signal("api", "boom", external_id=long_id), Signal("api", "boom", external_id=nul_id)]
+    )
+    again = tracker.record_many(
+        [Signal("api", "boom", external_id=long_id), Signal("api", "boom", external_id=nul_id)]
+    )
+    assert [r.duplicate for r in again] == [True, True]
+    assert [r.event_id for r in again] == [r.event_id for r in first]
+    assert tracker.record(Signal("api", "boom", external_id=long_id)).duplicate
+    assert tracker.counts()["events"] == 2
 
 
 def test_mitigate_and_resolve_signals_close_the_loop_with_auto_recovery(tracker: Tracker) -> None:

@@ -24,7 +24,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ClauseElement, Connection, Executable, bindparam, insert, select, update
+from sqlalchemy import (
+    ClauseElement,
+    Connection,
+    Executable,
+    String,
+    any_,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -49,6 +60,7 @@ __all__ = ["MAX_MESSAGE", "Recorder", "clean_text", "dumps", "epoch"]
 MAX_MESSAGE = 8192
 MAX_NAME = 200
 DEFAULT_SEVERITY = Severity.SEV3
+_DEFAULT_SEVERITY = int(DEFAULT_SEVERITY)
 
 
 def dumps(value: Any) -> str:
@@ -130,6 +142,7 @@ class _Prepared:
     detected: float
     message: str
     grouping: Grouping | None
+    external_id: str | None = None  # as stored: cleaned, so lookups find what was written
 
 
 class Recorder:
@@ -147,25 +160,44 @@ class Recorder:
     def prepare(self, signals: Iterable[Signal], now: float) -> list[_Prepared]:
         """Validate and group outside the write lock: the lock is held only for the database."""
         out: list[_Prepared] = []
+        rules = self.rules
+        trigger = Action.TRIGGER
         for index, s in enumerate(signals):
-            if not isinstance(s, Signal):
+            if type(s) is not Signal and not isinstance(s, Signal):
                 raise InvalidInput(
                     f"signal {index}: expected a medic.events.Signal, got {type(s).__name__}"
                 )
-            where = f"signal {index}"
-            service = _name(s.service, f"{where}: service")
-            source = _name(s.source, f"{where}: source")
-            if not isinstance(s.message, str):
-                raise InvalidInput(f"{where}: message must be a string")
-            message = clean_text(s.message, MAX_MESSAGE)
+            service = s.service
+            if service not in _GOOD_NAMES:
+                service = _name(service, f"signal {index}: service")
+            source = s.source
+            if source not in _GOOD_NAMES:
+                source = _name(source, f"signal {index}: source")
+            message = s.message
+            if type(message) is not str or len(message) > MAX_MESSAGE or "\x00" in message:
+                if not isinstance(message, str):
+                    raise InvalidInput(f"signal {index}: message must be a string")
+                message = clean_text(message, MAX_MESSAGE)
             detected = epoch(s.detected_at) if s.detected_at else now
             occurred = epoch(s.occurred_at) if s.occurred_at else detected
-            occurred = min(occurred, detected)
+            if occurred > detected:
+                occurred = detected
             key = clean_text(s.dedup_key, 500) if s.dedup_key else f"service:{service}"
-            severity = int(s.severity) if s.severity is not None else int(DEFAULT_SEVERITY)
-            grouping = group(s, self.rules) if s.action is Action.TRIGGER else None
+            severity = int(s.severity) if s.severity is not None else _DEFAULT_SEVERITY
+            ext = clean_text(s.external_id, 200) if s.external_id else None
             out.append(
-                _Prepared(s, service, source, key, severity, occurred, detected, message, grouping)
+                _Prepared(
+                    s,
+                    service,
+                    source,
+                    key,
+                    severity,
+                    occurred,
+                    detected,
+                    message,
+                    group(s, rules) if s.action is trigger else None,
+                    ext,
+                )
             )
         return out
 
@@ -179,15 +211,16 @@ class Recorder:
         registry = list(incidents.values())  # every incident touched, even once replaced by key
         events: list[tuple[Any, ...]] = []
         timeline: list[dict[str, Any]] = []
-        results: list[RecordResult | None] = []
-        slots: list[int] = []  # index into results for each inserted event
+        # Per signal: (index of its new row in `events`, or -1 for a duplicate;
+        # issue id; incident id; stored event id of a duplicate; new issue; new incident).
+        placed: list[tuple[int, int | None, int | None, int | None, bool, bool]] = []
         for p in batch:
-            s = p.signal
-            ext = (p.source, s.external_id) if s.external_id else None
-            if ext is not None and ext in seen:
-                issue_id, incident_id, event_id = seen[ext]
-                results.append(RecordResult(event_id, issue_id, incident_id, duplicate=True))
-                continue
+            ext = p.external_id
+            if ext is not None:
+                found = seen.get((p.source, ext))
+                if found is not None:
+                    placed.append((-1, found[0], found[1], found[2], False, False))
+                    continue
             issue_id = None
             new_issue = False
             if p.grouping is not None:
@@ -196,36 +229,52 @@ class Recorder:
             if new_incident and incident is not None:
                 registry.append(incident)
             incident_id = incident.id if incident else None
-            events.append(_event_row(p, issue_id, incident_id, now))
-            results.append(
-                RecordResult(None, issue_id, incident_id, False, new_issue, new_incident)
-            )
-            slots.append(len(results) - 1)
             if ext is not None:
-                seen[ext] = (issue_id, incident_id, None)
+                # A repeat later in this batch is a duplicate of this row (-1 - its index).
+                seen[(p.source, ext)] = (issue_id, incident_id, -1 - len(events))
+            placed.append((len(events), issue_id, incident_id, None, new_issue, new_incident))
+            events.append(_event_row(p, issue_id, incident_id, now))
         event_ids = self._insert_events(conn, events)
-        for slot, event_id in zip(slots, event_ids, strict=True):
-            r = results[slot]
-            assert r is not None
-            results[slot] = RecordResult(
-                event_id, r.issue_id, r.incident_id, False, r.new_issue, r.new_incident
-            )
         self._flush_issues(conn, issues.values())
         links = self._flush_incidents(conn, registry)
         if timeline:
             _run_many(conn, _I_TIMELINE, timeline)
-        return [r for r in results if r is not None], links
+        results = []
+        for row, issue_id, incident_id, stored, new_issue, new_incident in placed:
+            if row >= 0:
+                results.append(
+                    RecordResult(
+                        event_ids[row], issue_id, incident_id, False, new_issue, new_incident
+                    )
+                )
+            else:
+                if stored is not None and stored < 0:
+                    stored = event_ids[-1 - stored]
+                results.append(RecordResult(stored, issue_id, incident_id, duplicate=True))
+        return results, links
 
     # -- idempotency -----------------------------------------------------------------
 
     def _already_stored(
         self, conn: Connection, batch: list[_Prepared]
     ) -> dict[tuple[str, str], tuple[int | None, int | None, int | None]]:
-        ids = {p.signal.external_id for p in batch if p.signal.external_id}
-        if not ids:
-            return {}
-        rows = conn.execute(_Q_STORED, {"ids": list(ids)})
-        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
+        """(source, external id) → (issue, incident, event) of the signals already stored.
+
+        Asked per source, so the lookup walks the unique (source, external_id) index
+        instead of scanning the events table.
+        """
+        wanted: dict[str, set[str]] = {}
+        for p in batch:
+            if p.external_id is not None:
+                ids = wanted.get(p.source)
+                if ids is None:
+                    ids = wanted[p.source] = set()
+                ids.add(p.external_id)
+        found: dict[tuple[str, str], tuple[int | None, int | None, int | None]] = {}
+        for source, ids in wanted.items():
+            for r in _select_in(conn, _Q_STORED_SQLITE, _Q_STORED_PG, (source,), list(ids)):
+                found[(source, r[0])] = (r[1], r[2], r[3])
+        return found
 
     # -- issues ------------------------------------------------------------------------
 
@@ -560,8 +609,12 @@ class Recorder:
 # Statements are built once: constructing SQLAlchemy expressions per call costs more
 # than executing them. IN lists use expanding parameters.
 _i, _c, _h, _e = t.issues.c, t.incidents.c, t.issue_hashes.c, t.events.c
-_Q_STORED = select(_e.source, _e.external_id, _e.issue_id, _e.incident_id, _e.id).where(
-    _e.external_id.in_(bindparam("ids", expanding=True))
+_Q_STORED_SQLITE = (
+    "SELECT external_id, issue_id, incident_id, id FROM events WHERE source = ? AND external_id IN"
+)
+_Q_STORED_PG = select(_e.external_id, _e.issue_id, _e.incident_id, _e.id).where(
+    _e.source == bindparam("fixed_0"),
+    _e.external_id == any_(bindparam("values", type_=ARRAY(String))),
 )
 _ISSUES_BASE = (
     select(
@@ -690,6 +743,36 @@ def _sqlite_call(conn: Connection, sql: str, args: Any, *, many: bool = False) -
     return cursor
 
 
+def _select_in(
+    conn: Connection,
+    sqlite_sql: str,
+    pg_stmt: Executable,
+    fixed: tuple[Any, ...],
+    values: list[Any],
+) -> list[Any]:
+    """Rows of a query ending in `IN (values)`, without per-call statement compilation.
+
+    SQLite gets the statement text with one placeholder per value, in chunks well
+    below its bound-variable limit; PostgreSQL binds the values as one array.
+    """
+    if conn.dialect.name != "sqlite":
+        params = {f"fixed_{i}": v for i, v in enumerate(fixed)}
+        params["values"] = values
+        return list(conn.execute(pg_stmt, params))
+    out: list[Any] = []
+    for i in range(0, len(values), _IN_CHUNK):
+        chunk = values[i : i + _IN_CHUNK]
+        marks = _MARKS.get(len(chunk))
+        if marks is None:
+            marks = _MARKS[len(chunk)] = f" ({', '.join('?' * len(chunk))})"
+        out.extend(_sqlite_call(conn, sqlite_sql + marks, (*fixed, *chunk)).fetchall())
+    return out
+
+
+_IN_CHUNK = 500
+_MARKS: dict[int, str] = {}
+
+
 def _run(conn: Connection, stmt: Executable, params: dict[str, Any]) -> Any:
     """Execute one prebuilt statement; returns something with fetchone() and iteration."""
     if conn.dialect.name != "sqlite":
@@ -768,14 +851,14 @@ def _event_row(
     exc = s.exception
     return (
         p.source,
-        clean_text(s.external_id, 200) if s.external_id else None,
+        p.external_id,
         now,
         p.occurred,
         p.detected,
         p.service,
-        s.kind.value,
+        s.kind._value_,
         p.severity,
-        s.action.value,
+        s.action._value_,
         p.message,
         clean_text(s.title, 500) if s.title else None,
         p.grouping.hash if p.grouping else "",
