@@ -279,6 +279,53 @@ def test_event_columns_are_written_in_their_declared_order() -> None:
     )
 
 
+def test_absent_event_fields_are_stored_as_null_and_present_ones_as_given(
+    tracker: Tracker,
+) -> None:
+    """Optional fields are NULL when a signal lacks them (empty strings too), else kept."""
+    import sqlalchemy as sa
+
+    from medic.tracker._tables import events
+
+    exc = ExceptionInfo("KeyError", "'u1'", (Frame("get", "app.users", "app/users.py", 3),))
+    full = Signal(
+        "api",
+        "boom",
+        external_id="e-1",
+        title="Boom",
+        probe="http",
+        reason="timeout",
+        release="0",
+        environment="prod",
+        tags={"region": "eu"},
+        exception=exc,
+    )
+    results = tracker.record_many(
+        [
+            Signal("api", "bare", probe="", release="", environment=""),
+            full,
+            Signal("api", "ok", action=Action.ACKNOWLEDGE, dedup_key="nobody"),
+        ]
+    )
+    optional = ("external_id", "title", "probe", "reason", "release", "environment", "tags")
+    with tracker.db.engine.connect() as conn:
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(events).where(events.c.id.in_([r.event_id for r in results]))
+            )
+        }
+    bare, stored, ack = (rows[r.event_id] for r in results)
+    assert [getattr(bare, c) for c in (*optional, "exception")] == [None] * 8
+    assert bare.issue_id == results[0].issue_id
+    assert bare.incident_id == results[0].incident_id
+    assert [getattr(stored, c) for c in optional] == [
+        "e-1", "Boom", "http", "timeout", "0", "prod", '{"region":"eu"}'
+    ]  # fmt: skip
+    assert '"type":"KeyError"' in stored.exception
+    assert (ack.issue_id, ack.incident_id) == (None, None)
+
+
 def test_batches_return_contiguous_event_ids(tracker: Tracker) -> None:
     """Each result's event id names the event of that very signal."""
     signals = [Signal(f"s{i % 3}", f"err {i}", external_id=f"e{i}") for i in range(50)]

@@ -42,7 +42,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from medic.errors import InvalidInput, MedicInternalError, StoreUnavailable
 from medic.events import Action, ExceptionInfo, Signal
-from medic.taxonomy import GROUPING_VERSION, Grouping, GroupingRule, Severity, group
+from medic.taxonomy import GROUPING_VERSION, Grouper, Grouping, GroupingRule, Severity
 from medic.tracker import _tables as t
 from medic.tracker._model import (
     IncidentStatus,
@@ -153,6 +153,7 @@ class Recorder:
     ) -> None:
         self.rules = tuple(rules)
         self.categories = tuple(categories)
+        self._group = Grouper(self.rules)
         # Incident↔issue links already stored. Links are never removed while both ends
         # receive signals and ids are never reused, so a remembered link stays true.
         self._links: set[tuple[int, int]] = set()
@@ -160,7 +161,7 @@ class Recorder:
     def prepare(self, signals: Iterable[Signal], now: float) -> list[_Prepared]:
         """Validate and group outside the write lock: the lock is held only for the database."""
         out: list[_Prepared] = []
-        rules = self.rules
+        grouper = self._group
         trigger = Action.TRIGGER
         for index, s in enumerate(signals):
             if type(s) is not Signal and not isinstance(s, Signal):
@@ -195,7 +196,7 @@ class Recorder:
                     occurred,
                     detected,
                     message,
-                    group(s, rules) if s.action is trigger else None,
+                    grouper(s) if s.action is trigger else None,
                     ext,
                 )
             )
@@ -214,6 +215,7 @@ class Recorder:
         # Per signal: (index of its new row in `events`, or -1 for a duplicate;
         # issue id; incident id; stored event id of a duplicate; new issue; new incident).
         placed: list[tuple[int, int | None, int | None, int | None, bool, bool]] = []
+        absent = 0 if conn.dialect.name == "sqlite" else None
         for p in batch:
             ext = p.external_id
             if ext is not None:
@@ -233,7 +235,7 @@ class Recorder:
                 # A repeat later in this batch is a duplicate of this row (-1 - its index).
                 seen[(p.source, ext)] = (issue_id, incident_id, -1 - len(events))
             placed.append((len(events), issue_id, incident_id, None, new_issue, new_incident))
-            events.append(_event_row(p, issue_id, incident_id, now))
+            events.append(_event_row(p, issue_id, incident_id, now, absent))
         event_ids = self._insert_events(conn, events)
         self._flush_issues(conn, issues.values())
         links = self._flush_incidents(conn, registry)
@@ -824,9 +826,16 @@ _EVENT_COLUMNS = tuple(c.name for c in t.events.columns if c.name != "id")
 _EVENT_COPY = (
     f"COPY events (id, {', '.join(c.name for c in t.events.columns if c.name != 'id')}) FROM STDIN"
 )
+# SQLite's insert: an optional column arrives as 0 when absent (see _event_row). A
+# bound parameter has no affinity, so NULLIF(?, 0) keeps every string, "0" included.
+_EVENT_OPTIONAL = {
+    "external_id", "title", "probe", "reason", "release", "environment", "tags", "exception",
+    "issue_id", "incident_id",
+}  # fmt: skip
 _EVENT_INSERT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ("
+    + ", ".join("NULLIF(?, 0)" if c in _EVENT_OPTIONAL else "?" for c in _EVENT_COLUMNS)
+    + ")"
 )
 _OPEN = {
     s.value
@@ -844,14 +853,24 @@ _NEXT = {
 
 
 def _event_row(
-    p: _Prepared, issue_id: int | None, incident_id: int | None, now: float
+    p: _Prepared,
+    issue_id: int | None,
+    incident_id: int | None,
+    now: float,
+    absent: int | None = None,
 ) -> tuple[Any, ...]:
-    """One events row as a tuple in `_EVENT_COLUMNS` order (the driver takes it as is)."""
+    """One events row as a tuple in `_EVENT_COLUMNS` order (the driver takes it as is).
+
+    An absent value is `absent`: None for PostgreSQL; 0 for SQLite, whose insert
+    turns it back into NULL (`_EVENT_INSERT`), because Python's sqlite3 binds None
+    through its adapter lookup at many times the cost of an int. An empty probe,
+    release or environment is absent too, on both databases.
+    """
     s = p.signal
     exc = s.exception
     return (
         p.source,
-        p.external_id,
+        p.external_id or absent,
         now,
         p.occurred,
         p.detected,
@@ -860,17 +879,17 @@ def _event_row(
         p.severity,
         s.action._value_,
         p.message,
-        clean_text(s.title, 500) if s.title else None,
+        clean_text(s.title, 500) if s.title else absent,
         p.grouping.hash if p.grouping else "",
         p.key,
-        s.probe,
-        clean_text(s.reason, 500) if s.reason else None,
-        s.release,
-        s.environment,
-        dumps(dict(s.tags)) if s.tags else None,
-        _exception_json(exc) if exc else None,
-        issue_id,
-        incident_id,
+        s.probe or absent,
+        clean_text(s.reason, 500) if s.reason else absent,
+        s.release or absent,
+        s.environment or absent,
+        dumps(dict(s.tags)) if s.tags else absent,
+        _exception_json(exc) if exc else absent,
+        issue_id or absent,
+        incident_id or absent,
     )
 
 
