@@ -82,7 +82,8 @@ _MAX_MESSAGE = 1024
 # instead of the full pattern's nine alternatives at every character. ASCII only,
 # so `[0-9]` is exactly `\d`. A UUID needs a digit here: a word without any
 # maskable character is never masked.
-_ASCII_MASKABLE = re.compile(r"[0-9/\\:]")
+_ASCII_MASKABLE = re.compile(r"[0-9/\\:]")  # within a word of a text without quotes
+_ASCII_MASKABLE_ANY = re.compile(r"[0-9'\"/\\:]")
 _COMMON = re.compile(
     r"""
     (?P<num>[0-9]+(?:\.[0-9]+)?(?:ms|us|ns|s|m|h|%)?)
@@ -122,15 +123,16 @@ def normalize_message(message: str) -> str:
     """
     # Whitespace is collapsed first, so a newline inside quotes cannot make the result
     # differ from normalising it again.
-    text = " ".join(message[:_MAX_MESSAGE].split())
-    if _MASKABLE.search(text) is None:
+    words = message[:_MAX_MESSAGE].split()
+    text = " ".join(words)
+    ascii_only = text.isascii()
+    if (_ASCII_MASKABLE_ANY if ascii_only else _MASKABLE).search(text) is None:
         return text
     if "'" in text or '"' in text or ("-" in text and _WIDE_TIMESTAMP.search(text) is not None):
         return _MASKS.sub(_mask, text)
     # No shape can span whitespace here, so only the words holding a digit, slash or
     # colon need the (costly) full pattern: the same result, several times faster.
-    words = text.split()
-    if text.isascii():
+    if ascii_only:
         for i, word in enumerate(words):
             if word.isalpha():
                 continue

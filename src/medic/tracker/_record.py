@@ -64,7 +64,11 @@ _DEFAULT_SEVERITY = int(DEFAULT_SEVERITY)
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODE(value)
+
+
+# Built once: json.dumps with options makes a new JSONEncoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 def epoch(moment: datetime) -> float:
@@ -112,6 +116,24 @@ class _Issue:
     last_release: str | None
     touched: bool = False
 
+    @property
+    def ongoing(self) -> bool:
+        """Unresolved and past `new`: another sighting changes only counters and times."""
+        return self.status == "unresolved" and self.substatus != "new"
+
+    def saw(self, p: _Prepared) -> None:
+        """Count one more signal of this ongoing issue."""
+        self.touched = True
+        self.times_seen += 1
+        if p.occurred > self.last_seen:
+            self.last_seen = p.occurred
+        if p.occurred < self.first_seen:
+            self.first_seen = p.occurred
+        if p.severity < self.severity:
+            self.severity = p.severity
+        if p.signal.release:
+            self.last_release = p.signal.release
+
 
 @dataclass(slots=True)
 class _Incident:
@@ -129,6 +151,16 @@ class _Incident:
     resolution_reason: str | None = None
     new_links: set[int] = field(default_factory=set)
     touched: bool = False
+
+    def saw(self, p: _Prepared, issue_id: int | None) -> None:
+        """Count one more trigger of this open incident, no more severe than it already is."""
+        self.touched = True
+        self.signal_count += 1
+        self.last_signal_at = max(self.last_signal_at or 0.0, p.detected)
+        if p.occurred < self.impact_started_at:
+            self.impact_started_at = p.occurred
+        if issue_id is not None:
+            self.new_links.add(issue_id)
 
 
 @dataclass(slots=True)
@@ -179,13 +211,21 @@ class Recorder:
                 if not isinstance(message, str):
                     raise InvalidInput(f"signal {index}: message must be a string")
                 message = clean_text(message, MAX_MESSAGE)
-            detected = epoch(s.detected_at) if s.detected_at else now
-            occurred = epoch(s.occurred_at) if s.occurred_at else detected
+            at = s.detected_at
+            detected = now if at is None else at.timestamp() if at.tzinfo else epoch(at)
+            at = s.occurred_at
+            occurred = detected if at is None else at.timestamp() if at.tzinfo else epoch(at)
             if occurred > detected:
                 occurred = detected
-            key = clean_text(s.dedup_key, 500) if s.dedup_key else f"service:{service}"
-            severity = int(s.severity) if s.severity is not None else _DEFAULT_SEVERITY
-            ext = clean_text(s.external_id, 200) if s.external_id else None
+            key = s.dedup_key
+            if not key:
+                key = f"service:{service}"
+            elif len(key) > 500 or "\x00" in key:
+                key = clean_text(key, 500)
+            severity = _DEFAULT_SEVERITY if s.severity is None else int(s.severity)
+            ext = s.external_id or None
+            if ext is not None and (len(ext) > 200 or "\x00" in ext):
+                ext = clean_text(ext, 200)
             out.append(
                 _Prepared(
                     s,
@@ -225,12 +265,30 @@ class Recorder:
                     continue
             issue_id = None
             new_issue = False
-            if p.grouping is not None:
-                issue_id, new_issue = self._issue_for(conn, p, issues, timeline, now)
-            incident, new_incident = self._incident_for(conn, p, issue_id, incidents, timeline, now)
-            if new_incident and incident is not None:
-                registry.append(incident)
-            incident_id = incident.id if incident else None
+            grouping = p.grouping
+            if grouping is not None:
+                issue = issues.get(grouping.hash)
+                if issue is not None and issue.ongoing:
+                    issue.saw(p)  # the common case, kept short
+                    issue_id = issue.id
+                else:
+                    issue_id, new_issue = self._issue_for(conn, p, issues, timeline, now)
+            new_incident = False
+            incident = incidents.get(p.key)
+            if (
+                incident is not None
+                and p.signal.action is Action.TRIGGER
+                and incident.status in _OPEN
+                and p.severity >= incident.severity
+            ):
+                incident.saw(p, issue_id)  # the common case, kept short
+            else:
+                incident, new_incident = self._incident_for(
+                    conn, p, issue_id, incidents, timeline, now
+                )
+                if new_incident and incident is not None:
+                    registry.append(incident)
+            incident_id = incident.id if incident is not None else None
             if ext is not None:
                 # A repeat later in this batch is a duplicate of this row (-1 - its index).
                 seen[(p.source, ext)] = (issue_id, incident_id, -1 - len(events))
@@ -252,7 +310,7 @@ class Recorder:
             else:
                 if stored is not None and stored < 0:
                     stored = event_ids[-1 - stored]
-                results.append(RecordResult(stored, issue_id, incident_id, duplicate=True))
+                results.append(RecordResult(stored, issue_id, incident_id, True))
         return results, links
 
     # -- idempotency -----------------------------------------------------------------
