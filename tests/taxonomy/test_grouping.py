@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import string
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medic.events import ExceptionInfo, Frame, Signal
-from medic.taxonomy import GroupingRule, group, normalize_message
+from medic.taxonomy import Grouper, GroupingRule, group, normalize_message
 
 
 def test_message_variants_that_differ_only_in_numbers_group_together() -> None:
@@ -120,3 +121,93 @@ def test_word_by_word_masking_equals_masking_the_whole_message(text: str) -> Non
     assert normalize_message(text) == " ".join(
         _MASKS.sub(_mask, " ".join(text[:1024].split())).split()
     )
+
+
+def _word_by_word(text: str) -> str:
+    """The masking every fast path must reproduce: the full pattern on each word that
+    holds a maskable character (or on the whole text when a shape may span spaces)."""
+    from medic.taxonomy._grouping import _MASKABLE, _MASKS, _mask
+
+    text = " ".join(text[:1024].split())
+    if _MASKABLE.search(text) is None:
+        return text
+    if re.search(r"['\"]|\d{4}-\d{2}-\d{2} \d", text):
+        return _MASKS.sub(_mask, text)
+    return " ".join(
+        "<num>" if w.isdigit() else _MASKS.sub(_mask, w) if _MASKABLE.search(w) else w
+        for w in text.split()
+    )
+
+
+_digits = st.text(alphabet="0123456789", min_size=1, max_size=12)
+_hexes = st.text(alphabet="0123456789abcdefABCDEF", min_size=1, max_size=14)
+_octet = st.integers(min_value=0, max_value=9999).map(str)
+_shapes = st.one_of(
+    _digits,
+    st.builds(
+        lambda a, b, u: f"{a}.{b}{u}",
+        _digits,
+        _digits,
+        st.sampled_from(["", "s", "ms", "us", "ns", "m", "h", "%", "e5", "x", "sec", "MB", "ab"]),
+    ),
+    st.builds(
+        lambda a, u: a + u,
+        _digits,
+        st.sampled_from(["s", "ms", "h", "%", "e", "e3", "abcdef01", "-", "."]),
+    ),
+    st.builds(
+        lambda o, p: ".".join(o) + p,
+        st.lists(_octet, min_size=3, max_size=5),
+        st.sampled_from(["", ":5432", ":1", ":123456", ":", ":x"]),
+    ),
+    st.builds(
+        lambda p: "/" + p,
+        st.text(alphabet=string.ascii_letters + string.digits + "/._-:;,()[]{}<>\\", max_size=20),
+    ),
+    st.builds(lambda p: "-".join(p), st.tuples(_hexes, _hexes, _hexes, _hexes, _hexes)),
+    st.builds(
+        lambda w, c: w + c,
+        st.text(alphabet=string.ascii_letters, min_size=1, max_size=8),
+        st.sampled_from([":", "::", ":1", ":12", ":8080", "=1", "=0x1f", "\\x", ":\\"]),
+    ),
+    st.text(
+        alphabet=string.ascii_letters + string.digits + ":/\\.-_=[]<>", min_size=1, max_size=16
+    ),
+    st.sampled_from(
+        ["¹²", "٣٤", "x²", "ms:", "SELECT", "*", "<num>", "<ip>:<port>", "2026-11-25", "12:30:01"]
+    ),
+)
+
+
+@given(st.lists(_shapes, max_size=12))
+def test_the_common_shape_fast_path_masks_as_the_full_pattern(words: list[str]) -> None:
+    """Numbers with units, IPs with ports, paths, UUIDs and labels get the full pattern's mask."""
+    text = " ".join(words)
+    assert normalize_message(text) == _word_by_word(text)
+
+
+_app = Frame("handle", "app.views", "app/views.py", 10, True)
+_lib = Frame("get", "lib.db", "/usr/lib/python3/db.py", 7, False)
+_frames = st.sampled_from([(), (_lib,), (_app,), (_lib, _app), (Frame("run", "", "app/x.py"),)])
+_few_words = st.sampled_from(["boom", "x 1", "x 2", "database locked after 5s", "'k-1'", ""])
+_signals = st.builds(
+    Signal,
+    st.sampled_from(["api", "web"]),
+    _few_words | _shapes,
+    exception=st.sampled_from([None, None])
+    | st.builds(ExceptionInfo, st.sampled_from(["KeyError", "OSError"]), _few_words, _frames),
+    probe=st.sampled_from([None, None, "", "http"]),
+    reason=st.sampled_from([None, "timeout", "refused"]),
+    fingerprint=st.sampled_from([(), (), (), ("db-down",), ("{{ default }}", "eu")]),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_signals, max_size=30))
+def test_a_grouper_answers_as_group_does(signals: list[Signal]) -> None:
+    """Remembering answers never changes one: every signal groups as `group` says, rules too."""
+    rules = [GroupingRule("db", {"message": "*database*"}, ("database",))]
+    plain, ruled = Grouper(size=8), Grouper(rules, size=8)
+    for s in signals + signals:
+        assert plain(s) == group(s)
+        assert ruled(s) == group(s, rules)

@@ -55,7 +55,24 @@ def test_duplicates_inside_one_batch_are_stored_once(tracker: Tracker) -> None:
     s = Signal("api", "boom", external_id="x")
     results = tracker.record_many([s, s, s])
     assert [r.duplicate for r in results] == [False, True, True]
+    assert [r.event_id for r in results] == [results[0].event_id] * 3
     assert tracker.counts()["events"] == 1
+
+
+def test_an_external_id_that_is_cleaned_for_storage_stays_idempotent(tracker: Tracker) -> None:
+    """An over-long id or one holding NUL is stored shortened; replaying it still finds it."""
+    long_id = "evt-" + "x" * 400
+    nul_id = "evt\x00nul"
+    first = tracker.record_many(
+        [Signal("api", "boom", external_id=long_id), Signal("api", "boom", external_id=nul_id)]
+    )
+    again = tracker.record_many(
+        [Signal("api", "boom", external_id=long_id), Signal("api", "boom", external_id=nul_id)]
+    )
+    assert [r.duplicate for r in again] == [True, True]
+    assert [r.event_id for r in again] == [r.event_id for r in first]
+    assert tracker.record(Signal("api", "boom", external_id=long_id)).duplicate
+    assert tracker.counts()["events"] == 2
 
 
 def test_mitigate_and_resolve_signals_close_the_loop_with_auto_recovery(tracker: Tracker) -> None:
@@ -260,6 +277,53 @@ def test_event_columns_are_written_in_their_declared_order() -> None:
         "issue_id",
         "incident_id",
     )
+
+
+def test_absent_event_fields_are_stored_as_null_and_present_ones_as_given(
+    tracker: Tracker,
+) -> None:
+    """Optional fields are NULL when a signal lacks them (empty strings too), else kept."""
+    import sqlalchemy as sa
+
+    from medic.tracker._tables import events
+
+    exc = ExceptionInfo("KeyError", "'u1'", (Frame("get", "app.users", "app/users.py", 3),))
+    full = Signal(
+        "api",
+        "boom",
+        external_id="e-1",
+        title="Boom",
+        probe="http",
+        reason="timeout",
+        release="0",
+        environment="prod",
+        tags={"region": "eu"},
+        exception=exc,
+    )
+    results = tracker.record_many(
+        [
+            Signal("api", "bare", probe="", release="", environment=""),
+            full,
+            Signal("api", "ok", action=Action.ACKNOWLEDGE, dedup_key="nobody"),
+        ]
+    )
+    optional = ("external_id", "title", "probe", "reason", "release", "environment", "tags")
+    with tracker.db.engine.connect() as conn:
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(events).where(events.c.id.in_([r.event_id for r in results]))
+            )
+        }
+    bare, stored, ack = (rows[r.event_id] for r in results)
+    assert [getattr(bare, c) for c in (*optional, "exception")] == [None] * 8
+    assert bare.issue_id == results[0].issue_id
+    assert bare.incident_id == results[0].incident_id
+    assert [getattr(stored, c) for c in optional] == [
+        "e-1", "Boom", "http", "timeout", "0", "prod", '{"region":"eu"}'
+    ]  # fmt: skip
+    assert '"type":"KeyError"' in stored.exception
+    assert (ack.issue_id, ack.incident_id) == (None, None)
 
 
 def test_batches_return_contiguous_event_ids(tracker: Tracker) -> None:

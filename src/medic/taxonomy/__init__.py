@@ -18,6 +18,7 @@ from medic.taxonomy._classify import (
 )
 from medic.taxonomy._grouping import (
     GROUPING_VERSION,
+    Grouper,
     Grouping,
     GroupingRule,
     group,
@@ -32,6 +33,7 @@ __all__ = [
     "GROUPING_VERSION",
     "Classification",
     "ExitStatus",
+    "Grouper",
     "Grouping",
     "GroupingRule",
     "HttpStatus",

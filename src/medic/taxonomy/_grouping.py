@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from medic.events import Signal
 
-__all__ = ["GROUPING_VERSION", "Grouping", "GroupingRule", "group", "normalize_message"]
+__all__ = [
+    "GROUPING_VERSION",
+    "Grouper",
+    "Grouping",
+    "GroupingRule",
+    "group",
+    "normalize_message",
+]
 
 GROUPING_VERSION = "medic-grouping:1"
 
@@ -65,13 +72,47 @@ _PLACEHOLDER = {
 }
 # A message with none of these characters has nothing to mask: skip the big pattern.
 _MASKABLE = re.compile(r"[\d'\"/\\:]")
-# Shapes that may contain whitespace: quoted strings and "date time" timestamps.
-_WIDE = re.compile(r"['\"]|\d{4}-\d{2}-\d{2} \d")
+# Shapes that may contain whitespace: quoted strings and "date time" timestamps. The
+# timestamp check starts at its dash, so the search skips ahead to dashes instead of
+# trying the pattern at every character.
+_WIDE_TIMESTAMP = re.compile(r"-(?<=\d{4}-)\d{2}-\d{2} \d")
 _MAX_MESSAGE = 1024
+# Whole words of the commonest volatile shapes, which the full pattern would mask
+# exactly so (tests/taxonomy check it): spotting them costs one short match
+# instead of the full pattern's nine alternatives at every character. ASCII only,
+# so `[0-9]` is exactly `\d`. A UUID needs a digit here: a word without any
+# maskable character is never masked.
+_ASCII_MASKABLE = re.compile(r"[0-9/\\:]")  # within a word of a text without quotes
+_ASCII_MASKABLE_ANY = re.compile(r"[0-9'\"/\\:]")
+_COMMON = re.compile(
+    r"""
+    (?P<num>[0-9]+(?:\.[0-9]+)?(?:ms|us|ns|s|m|h|%)?)
+  | (?P<ipport>(?:[0-9]{1,3}\.){3}[0-9]{1,3}:[0-9]{1,5})
+  | (?P<ip>(?:[0-9]{1,3}\.){3}[0-9]{1,3})
+  | (?P<path>/[^\s'",;:()\[\]{}<>]+)
+  | (?P<uuid>(?=[a-fA-F]*[0-9])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})
+  | (?P<label>[A-Za-z]+:)
+    """,
+    re.VERBOSE,
+)
+_COMMON_PLACEHOLDER = {"ipport": "<ip>:<port>", "ip": "<ip>", "path": "<path>", "uuid": "<uuid>"}
 
 
 def _mask(match: re.Match[str]) -> str:
     return _PLACEHOLDER[match.lastgroup or "num"]
+
+
+def _mask_word(word: str) -> str:
+    """One whitespace-free ASCII word holding a digit, slash, backslash or colon, masked."""
+    common = _COMMON.fullmatch(word)
+    if common is None:
+        return _MASKS.sub(_mask, word)
+    shape = common.lastgroup
+    if shape == "num":
+        return "<num>" + word.lstrip("0123456789.")  # the unit, if any
+    if shape == "label":
+        return word
+    return _COMMON_PLACEHOLDER[shape or ""]
 
 
 def normalize_message(message: str) -> str:
@@ -82,14 +123,24 @@ def normalize_message(message: str) -> str:
     """
     # Whitespace is collapsed first, so a newline inside quotes cannot make the result
     # differ from normalising it again.
-    text = " ".join(message[:_MAX_MESSAGE].split())
-    if _MASKABLE.search(text) is None:
+    words = message[:_MAX_MESSAGE].split()
+    text = " ".join(words)
+    ascii_only = text.isascii()
+    if (_ASCII_MASKABLE_ANY if ascii_only else _MASKABLE).search(text) is None:
         return text
-    if _WIDE.search(text) is not None:
+    if "'" in text or '"' in text or ("-" in text and _WIDE_TIMESTAMP.search(text) is not None):
         return _MASKS.sub(_mask, text)
     # No shape can span whitespace here, so only the words holding a digit, slash or
     # colon need the (costly) full pattern: the same result, several times faster.
-    words = text.split()
+    if ascii_only:
+        for i, word in enumerate(words):
+            if word.isalpha():
+                continue
+            if word.isdigit():
+                words[i] = "<num>"
+            elif _ASCII_MASKABLE.search(word) is not None:
+                words[i] = _mask_word(word)
+        return " ".join(words)
     for i, word in enumerate(words):
         if word.isdigit():
             words[i] = "<num>"
@@ -252,3 +303,55 @@ def group(signal: Signal, rules: Iterable[GroupingRule] = ()) -> Grouping:
     else:
         parts = [signal.service, *_inputs_parts(variant, inputs)]
     return Grouping(_digest(parts), variant, inputs)
+
+
+class Grouper:
+    """`group` for a stream of signals, remembering recent answers (bounded).
+
+    The signals of one failure repeat their grouping inputs (the normalised message,
+    the exception's type and frames, the probe), so the hash and the `Grouping` are
+    made once per distinct input instead of once per signal. The answers are the
+    ones `group` gives; a returned `Grouping` may be shared, so treat it as read-only.
+    """
+
+    def __init__(self, rules: Iterable[GroupingRule] = (), *, size: int = 4096) -> None:
+        self.rules = tuple(rules)
+        self._size = size
+        self._known: dict[tuple[Any, ...], Grouping] = {}
+
+    def __call__(self, signal: Signal) -> Grouping:
+        if signal.fingerprint or (self.rules and any(rule.matches(signal) for rule in self.rules)):
+            return group(signal, self.rules)
+        exc = signal.exception
+        service = signal.service
+        if exc is None:
+            if signal.probe:
+                key: tuple[Any, ...] = ("probe", service, signal.probe, signal.reason or "")
+            else:
+                message = normalize_message(signal.message)
+                key = ("message", service, message)
+                found = self._known.get(key)
+                if found is None:
+                    inputs = {"message": message}
+                    found = Grouping(
+                        _digest([service, "message", "message", message]), "message", inputs
+                    )
+                    self._remember(key, found)
+                return found
+        elif exc.frames:
+            # Only stored when the frames decided (some were in-app): the same frames
+            # then always decide the same way, whatever the exception's value.
+            key = ("frames", service, exc.type, exc.frames)
+        else:
+            key = ("value", service, exc.type, normalize_message(exc.value))
+        found = self._known.get(key)
+        if found is None:
+            found = group(signal)
+            if key[0] != "frames" or found.variant == "exception-frames":
+                self._remember(key, found)
+        return found
+
+    def _remember(self, key: tuple[Any, ...], grouping: Grouping) -> None:
+        if len(self._known) >= self._size:
+            self._known.clear()
+        self._known[key] = grouping

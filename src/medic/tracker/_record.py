@@ -24,14 +24,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ClauseElement, Connection, Executable, bindparam, insert, select, update
+from sqlalchemy import (
+    ClauseElement,
+    Connection,
+    Executable,
+    String,
+    any_,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from medic.errors import InvalidInput, MedicInternalError, StoreUnavailable
 from medic.events import Action, ExceptionInfo, Signal
-from medic.taxonomy import GROUPING_VERSION, Grouping, GroupingRule, Severity, group
+from medic.taxonomy import GROUPING_VERSION, Grouper, Grouping, GroupingRule, Severity
 from medic.tracker import _tables as t
 from medic.tracker._model import (
     IncidentStatus,
@@ -49,10 +60,15 @@ __all__ = ["MAX_MESSAGE", "Recorder", "clean_text", "dumps", "epoch"]
 MAX_MESSAGE = 8192
 MAX_NAME = 200
 DEFAULT_SEVERITY = Severity.SEV3
+_DEFAULT_SEVERITY = int(DEFAULT_SEVERITY)
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODE(value)
+
+
+# Built once: json.dumps with options makes a new JSONEncoder on every call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 def epoch(moment: datetime) -> float:
@@ -100,6 +116,24 @@ class _Issue:
     last_release: str | None
     touched: bool = False
 
+    @property
+    def ongoing(self) -> bool:
+        """Unresolved and past `new`: another sighting changes only counters and times."""
+        return self.status == "unresolved" and self.substatus != "new"
+
+    def saw(self, p: _Prepared) -> None:
+        """Count one more signal of this ongoing issue."""
+        self.touched = True
+        self.times_seen += 1
+        if p.occurred > self.last_seen:
+            self.last_seen = p.occurred
+        if p.occurred < self.first_seen:
+            self.first_seen = p.occurred
+        if p.severity < self.severity:
+            self.severity = p.severity
+        if p.signal.release:
+            self.last_release = p.signal.release
+
 
 @dataclass(slots=True)
 class _Incident:
@@ -118,6 +152,16 @@ class _Incident:
     new_links: set[int] = field(default_factory=set)
     touched: bool = False
 
+    def saw(self, p: _Prepared, issue_id: int | None) -> None:
+        """Count one more trigger of this open incident, no more severe than it already is."""
+        self.touched = True
+        self.signal_count += 1
+        self.last_signal_at = max(self.last_signal_at or 0.0, p.detected)
+        if p.occurred < self.impact_started_at:
+            self.impact_started_at = p.occurred
+        if issue_id is not None:
+            self.new_links.add(issue_id)
+
 
 @dataclass(slots=True)
 class _Prepared:
@@ -130,6 +174,7 @@ class _Prepared:
     detected: float
     message: str
     grouping: Grouping | None
+    external_id: str | None = None  # as stored: cleaned, so lookups find what was written
 
 
 class Recorder:
@@ -140,6 +185,7 @@ class Recorder:
     ) -> None:
         self.rules = tuple(rules)
         self.categories = tuple(categories)
+        self._group = Grouper(self.rules)
         # Incident↔issue links already stored. Links are never removed while both ends
         # receive signals and ids are never reused, so a remembered link stays true.
         self._links: set[tuple[int, int]] = set()
@@ -147,25 +193,52 @@ class Recorder:
     def prepare(self, signals: Iterable[Signal], now: float) -> list[_Prepared]:
         """Validate and group outside the write lock: the lock is held only for the database."""
         out: list[_Prepared] = []
+        grouper = self._group
+        trigger = Action.TRIGGER
         for index, s in enumerate(signals):
-            if not isinstance(s, Signal):
+            if type(s) is not Signal and not isinstance(s, Signal):
                 raise InvalidInput(
                     f"signal {index}: expected a medic.events.Signal, got {type(s).__name__}"
                 )
-            where = f"signal {index}"
-            service = _name(s.service, f"{where}: service")
-            source = _name(s.source, f"{where}: source")
-            if not isinstance(s.message, str):
-                raise InvalidInput(f"{where}: message must be a string")
-            message = clean_text(s.message, MAX_MESSAGE)
-            detected = epoch(s.detected_at) if s.detected_at else now
-            occurred = epoch(s.occurred_at) if s.occurred_at else detected
-            occurred = min(occurred, detected)
-            key = clean_text(s.dedup_key, 500) if s.dedup_key else f"service:{service}"
-            severity = int(s.severity) if s.severity is not None else int(DEFAULT_SEVERITY)
-            grouping = group(s, self.rules) if s.action is Action.TRIGGER else None
+            service = s.service
+            if service not in _GOOD_NAMES:
+                service = _name(service, f"signal {index}: service")
+            source = s.source
+            if source not in _GOOD_NAMES:
+                source = _name(source, f"signal {index}: source")
+            message = s.message
+            if type(message) is not str or len(message) > MAX_MESSAGE or "\x00" in message:
+                if not isinstance(message, str):
+                    raise InvalidInput(f"signal {index}: message must be a string")
+                message = clean_text(message, MAX_MESSAGE)
+            at = s.detected_at
+            detected = now if at is None else at.timestamp() if at.tzinfo else epoch(at)
+            at = s.occurred_at
+            occurred = detected if at is None else at.timestamp() if at.tzinfo else epoch(at)
+            if occurred > detected:
+                occurred = detected
+            key = s.dedup_key
+            if not key:
+                key = f"service:{service}"
+            elif len(key) > 500 or "\x00" in key:
+                key = clean_text(key, 500)
+            severity = _DEFAULT_SEVERITY if s.severity is None else int(s.severity)
+            ext = s.external_id or None
+            if ext is not None and (len(ext) > 200 or "\x00" in ext):
+                ext = clean_text(ext, 200)
             out.append(
-                _Prepared(s, service, source, key, severity, occurred, detected, message, grouping)
+                _Prepared(
+                    s,
+                    service,
+                    source,
+                    key,
+                    severity,
+                    occurred,
+                    detected,
+                    message,
+                    grouper(s) if s.action is trigger else None,
+                    ext,
+                )
             )
         return out
 
@@ -179,53 +252,89 @@ class Recorder:
         registry = list(incidents.values())  # every incident touched, even once replaced by key
         events: list[tuple[Any, ...]] = []
         timeline: list[dict[str, Any]] = []
-        results: list[RecordResult | None] = []
-        slots: list[int] = []  # index into results for each inserted event
+        # Per signal: (index of its new row in `events`, or -1 for a duplicate;
+        # issue id; incident id; stored event id of a duplicate; new issue; new incident).
+        placed: list[tuple[int, int | None, int | None, int | None, bool, bool]] = []
+        absent = 0 if conn.dialect.name == "sqlite" else None
         for p in batch:
-            s = p.signal
-            ext = (p.source, s.external_id) if s.external_id else None
-            if ext is not None and ext in seen:
-                issue_id, incident_id, event_id = seen[ext]
-                results.append(RecordResult(event_id, issue_id, incident_id, duplicate=True))
-                continue
+            ext = p.external_id
+            if ext is not None:
+                found = seen.get((p.source, ext))
+                if found is not None:
+                    placed.append((-1, found[0], found[1], found[2], False, False))
+                    continue
             issue_id = None
             new_issue = False
-            if p.grouping is not None:
-                issue_id, new_issue = self._issue_for(conn, p, issues, timeline, now)
-            incident, new_incident = self._incident_for(conn, p, issue_id, incidents, timeline, now)
-            if new_incident and incident is not None:
-                registry.append(incident)
-            incident_id = incident.id if incident else None
-            events.append(_event_row(p, issue_id, incident_id, now))
-            results.append(
-                RecordResult(None, issue_id, incident_id, False, new_issue, new_incident)
-            )
-            slots.append(len(results) - 1)
+            grouping = p.grouping
+            if grouping is not None:
+                issue = issues.get(grouping.hash)
+                if issue is not None and issue.ongoing:
+                    issue.saw(p)  # the common case, kept short
+                    issue_id = issue.id
+                else:
+                    issue_id, new_issue = self._issue_for(conn, p, issues, timeline, now)
+            new_incident = False
+            incident = incidents.get(p.key)
+            if (
+                incident is not None
+                and p.signal.action is Action.TRIGGER
+                and incident.status in _OPEN
+                and p.severity >= incident.severity
+            ):
+                incident.saw(p, issue_id)  # the common case, kept short
+            else:
+                incident, new_incident = self._incident_for(
+                    conn, p, issue_id, incidents, timeline, now
+                )
+                if new_incident and incident is not None:
+                    registry.append(incident)
+            incident_id = incident.id if incident is not None else None
             if ext is not None:
-                seen[ext] = (issue_id, incident_id, None)
+                # A repeat later in this batch is a duplicate of this row (-1 - its index).
+                seen[(p.source, ext)] = (issue_id, incident_id, -1 - len(events))
+            placed.append((len(events), issue_id, incident_id, None, new_issue, new_incident))
+            events.append(_event_row(p, issue_id, incident_id, now, absent))
         event_ids = self._insert_events(conn, events)
-        for slot, event_id in zip(slots, event_ids, strict=True):
-            r = results[slot]
-            assert r is not None
-            results[slot] = RecordResult(
-                event_id, r.issue_id, r.incident_id, False, r.new_issue, r.new_incident
-            )
         self._flush_issues(conn, issues.values())
         links = self._flush_incidents(conn, registry)
         if timeline:
             _run_many(conn, _I_TIMELINE, timeline)
-        return [r for r in results if r is not None], links
+        results = []
+        for row, issue_id, incident_id, stored, new_issue, new_incident in placed:
+            if row >= 0:
+                results.append(
+                    RecordResult(
+                        event_ids[row], issue_id, incident_id, False, new_issue, new_incident
+                    )
+                )
+            else:
+                if stored is not None and stored < 0:
+                    stored = event_ids[-1 - stored]
+                results.append(RecordResult(stored, issue_id, incident_id, True))
+        return results, links
 
     # -- idempotency -----------------------------------------------------------------
 
     def _already_stored(
         self, conn: Connection, batch: list[_Prepared]
     ) -> dict[tuple[str, str], tuple[int | None, int | None, int | None]]:
-        ids = {p.signal.external_id for p in batch if p.signal.external_id}
-        if not ids:
-            return {}
-        rows = conn.execute(_Q_STORED, {"ids": list(ids)})
-        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
+        """(source, external id) → (issue, incident, event) of the signals already stored.
+
+        Asked per source, so the lookup walks the unique (source, external_id) index
+        instead of scanning the events table.
+        """
+        wanted: dict[str, set[str]] = {}
+        for p in batch:
+            if p.external_id is not None:
+                ids = wanted.get(p.source)
+                if ids is None:
+                    ids = wanted[p.source] = set()
+                ids.add(p.external_id)
+        found: dict[tuple[str, str], tuple[int | None, int | None, int | None]] = {}
+        for source, ids in wanted.items():
+            for r in _select_in(conn, _Q_STORED_SQLITE, _Q_STORED_PG, (source,), list(ids)):
+                found[(source, r[0])] = (r[1], r[2], r[3])
+        return found
 
     # -- issues ------------------------------------------------------------------------
 
@@ -560,8 +669,12 @@ class Recorder:
 # Statements are built once: constructing SQLAlchemy expressions per call costs more
 # than executing them. IN lists use expanding parameters.
 _i, _c, _h, _e = t.issues.c, t.incidents.c, t.issue_hashes.c, t.events.c
-_Q_STORED = select(_e.source, _e.external_id, _e.issue_id, _e.incident_id, _e.id).where(
-    _e.external_id.in_(bindparam("ids", expanding=True))
+_Q_STORED_SQLITE = (
+    "SELECT external_id, issue_id, incident_id, id FROM events WHERE source = ? AND external_id IN"
+)
+_Q_STORED_PG = select(_e.external_id, _e.issue_id, _e.incident_id, _e.id).where(
+    _e.source == bindparam("fixed_0"),
+    _e.external_id == any_(bindparam("values", type_=ARRAY(String))),
 )
 _ISSUES_BASE = (
     select(
@@ -690,6 +803,36 @@ def _sqlite_call(conn: Connection, sql: str, args: Any, *, many: bool = False) -
     return cursor
 
 
+def _select_in(
+    conn: Connection,
+    sqlite_sql: str,
+    pg_stmt: Executable,
+    fixed: tuple[Any, ...],
+    values: list[Any],
+) -> list[Any]:
+    """Rows of a query ending in `IN (values)`, without per-call statement compilation.
+
+    SQLite gets the statement text with one placeholder per value, in chunks well
+    below its bound-variable limit; PostgreSQL binds the values as one array.
+    """
+    if conn.dialect.name != "sqlite":
+        params = {f"fixed_{i}": v for i, v in enumerate(fixed)}
+        params["values"] = values
+        return list(conn.execute(pg_stmt, params))
+    out: list[Any] = []
+    for i in range(0, len(values), _IN_CHUNK):
+        chunk = values[i : i + _IN_CHUNK]
+        marks = _MARKS.get(len(chunk))
+        if marks is None:
+            marks = _MARKS[len(chunk)] = f" ({', '.join('?' * len(chunk))})"
+        out.extend(_sqlite_call(conn, sqlite_sql + marks, (*fixed, *chunk)).fetchall())
+    return out
+
+
+_IN_CHUNK = 500
+_MARKS: dict[int, str] = {}
+
+
 def _run(conn: Connection, stmt: Executable, params: dict[str, Any]) -> Any:
     """Execute one prebuilt statement; returns something with fetchone() and iteration."""
     if conn.dialect.name != "sqlite":
@@ -741,9 +884,16 @@ _EVENT_COLUMNS = tuple(c.name for c in t.events.columns if c.name != "id")
 _EVENT_COPY = (
     f"COPY events (id, {', '.join(c.name for c in t.events.columns if c.name != 'id')}) FROM STDIN"
 )
+# SQLite's insert: an optional column arrives as 0 when absent (see _event_row). A
+# bound parameter has no affinity, so NULLIF(?, 0) keeps every string, "0" included.
+_EVENT_OPTIONAL = {
+    "external_id", "title", "probe", "reason", "release", "environment", "tags", "exception",
+    "issue_id", "incident_id",
+}  # fmt: skip
 _EVENT_INSERT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ("
+    + ", ".join("NULLIF(?, 0)" if c in _EVENT_OPTIONAL else "?" for c in _EVENT_COLUMNS)
+    + ")"
 )
 _OPEN = {
     s.value
@@ -761,33 +911,43 @@ _NEXT = {
 
 
 def _event_row(
-    p: _Prepared, issue_id: int | None, incident_id: int | None, now: float
+    p: _Prepared,
+    issue_id: int | None,
+    incident_id: int | None,
+    now: float,
+    absent: int | None = None,
 ) -> tuple[Any, ...]:
-    """One events row as a tuple in `_EVENT_COLUMNS` order (the driver takes it as is)."""
+    """One events row as a tuple in `_EVENT_COLUMNS` order (the driver takes it as is).
+
+    An absent value is `absent`: None for PostgreSQL; 0 for SQLite, whose insert
+    turns it back into NULL (`_EVENT_INSERT`), because Python's sqlite3 binds None
+    through its adapter lookup at many times the cost of an int. An empty probe,
+    release or environment is absent too, on both databases.
+    """
     s = p.signal
     exc = s.exception
     return (
         p.source,
-        clean_text(s.external_id, 200) if s.external_id else None,
+        p.external_id or absent,
         now,
         p.occurred,
         p.detected,
         p.service,
-        s.kind.value,
+        s.kind._value_,
         p.severity,
-        s.action.value,
+        s.action._value_,
         p.message,
-        clean_text(s.title, 500) if s.title else None,
+        clean_text(s.title, 500) if s.title else absent,
         p.grouping.hash if p.grouping else "",
         p.key,
-        s.probe,
-        clean_text(s.reason, 500) if s.reason else None,
-        s.release,
-        s.environment,
-        dumps(dict(s.tags)) if s.tags else None,
-        _exception_json(exc) if exc else None,
-        issue_id,
-        incident_id,
+        s.probe or absent,
+        clean_text(s.reason, 500) if s.reason else absent,
+        s.release or absent,
+        s.environment or absent,
+        dumps(dict(s.tags)) if s.tags else absent,
+        _exception_json(exc) if exc else absent,
+        issue_id or absent,
+        incident_id or absent,
     )
 
 
