@@ -18,6 +18,7 @@ import stat
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,8 @@ touched in the last tenth of a second before an index was written."""
 
 SKIP_NAMES = frozenset({".git", ".medic"})
 WORKERS = 4
+LIST_ABOVE = 1000
+"""Storing more files than this, one listing of the store beats two stats per file."""
 _RETRIES = 3
 _NEVER_BITS = stat.S_ISUID | stat.S_ISGID
 """setuid/setgid are never recorded, so no rollback or restore can plant them."""
@@ -176,7 +179,8 @@ def scan_tree(
     result = Scan(entries, new_index, skipped=odd, stats=stats, leftovers=leftovers)
     total = sum(st.st_size for _, st in todo)
     done = 0
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+    listed = blobs.listed() if blobs is not None and len(todo) > LIST_ABOVE else nullcontext()
+    with listed, ThreadPoolExecutor(max_workers=WORKERS) as pool:
         futures = [pool.submit(_store_one, root, rel, blobs) for rel, _ in todo]
         for (rel, _), fut in zip(todo, futures, strict=True):
             stored = fut.result()
