@@ -167,9 +167,12 @@ def _result(
 
 
 def _apply(store: Store, manifest: Manifest, plans: list[RootPlan]) -> None:
-    if not store.journal.exists():
+    journaled = store.journal.exists()
+    work = bool(manifest.databases) or not all(p.empty for p in plans)
+    if work and not journaled:  # a no-op rollback changes nothing a crash could leave half-done
         doc = {"checkpoint": manifest.id, "started_at": store.clock.now().isoformat()}
         atomic_write(store.journal, json.dumps(doc).encode())
+        journaled = True
     for p in plans:
         if not p.empty:
             _apply_root(store, p)
@@ -177,8 +180,9 @@ def _apply(store: Store, manifest: Manifest, plans: list[RootPlan]) -> None:
             p.scan.index.save(store.index_dir)
     for db in manifest.databases:
         _restore_database(store.blobs, db.digest, db.path)
-    store.journal.unlink()
-    fsync_dir(store.path)
+    if journaled:
+        store.journal.unlink()
+        fsync_dir(store.path)
 
 
 def _apply_root(store: Store, p: RootPlan) -> None:
