@@ -188,22 +188,38 @@ def scan_tree(
     new_index = Index(root)
     todo: list[tuple[str, os.stat_result]] = []
     stats: dict[str, os.stat_result] = {}
+    # the known() test inlined: this loop runs once per path of the tree, for every
+    # checkpoint and rollback, and is most of a no-op rollback's time
+    known = {} if rehash_all else index.entries
+    racy_from = index.stamp_ns - RACY_NS
+    new_entries = new_index.entries
+    s_isreg, s_isdir, s_imode = stat.S_ISREG, stat.S_ISDIR, stat.S_IMODE
     for rel, e in found:
         st = e.stat(follow_symlinks=False)
-        mode = stat.S_IMODE(st.st_mode) & ~_NEVER_BITS
-        if stat.S_ISDIR(st.st_mode):
-            entries.append(Entry(rel, DIR, mode))
-        elif stat.S_ISLNK(st.st_mode):
-            entries.append(Entry(rel, LINK, mode, target=os.readlink(e.path)))
-        else:
+        st_mode = st.st_mode
+        mode = s_imode(st_mode) & ~_NEVER_BITS
+        if s_isreg(st_mode):
             stats[rel] = st
-            digest = None if rehash_all else index.known(rel, st)
+            key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+            hit = known.get(rel)
             # an index hit needs no blob check: prune drops index entries with the blobs
-            if digest is not None:
-                entries.append(Entry(rel, FILE, mode, st.st_size, st.st_mtime_ns, digest))
-                new_index.entries[rel] = (stat_key(st), digest)
+            if (
+                hit is not None
+                and hit[0] == key
+                and st.st_mtime_ns < racy_from
+                and st.st_ctime_ns < racy_from
+            ):
+                entries.append(Entry(rel, FILE, mode, st.st_size, st.st_mtime_ns, hit[1]))
+                new_entries[rel] = (key, hit[1])
             else:
                 todo.append((rel, st))
+        elif s_isdir(st_mode):
+            entries.append(Entry(rel, DIR, mode))
+        elif stat.S_ISLNK(st_mode):
+            entries.append(Entry(rel, LINK, mode, target=os.readlink(e.path)))
+        else:  # became something else since the walk: a regular file by the old rule
+            stats[rel] = st
+            todo.append((rel, st))
     result = Scan(entries, new_index, skipped=odd, stats=stats, leftovers=leftovers)
     total = sum(st.st_size for _, st in todo)
     done = 0
