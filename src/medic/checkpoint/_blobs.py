@@ -36,6 +36,8 @@ IN_MEMORY_LIMIT = 8 << 20
 _PROBE = 64 << 10
 _PAYS = 0.85
 _MIN_COMPRESS = 512
+_WRITEBACK_FROM = 256 << 10
+"""Smaller blobs are left to the one flush before the manifest, which merges their writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +187,8 @@ class BlobStore:
                 view = memoryview(payload)
                 while view:
                     view = view[os.write(fd, view) :]
-                start_writeback(fd)
+                if len(payload) >= _WRITEBACK_FROM:
+                    start_writeback(fd)
             finally:
                 os.close(fd)
             final = f"{self._shard(digest)}/{digest}{'.zst' if compressed else ''}"
