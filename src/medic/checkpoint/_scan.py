@@ -84,7 +84,7 @@ class Index:
         try:
             raw = path.read_bytes()
             hit = _LOADED.get(str(path))
-            if hit is not None and hit[0] == raw:
+            if hit is not None and hit[0] == raw and hit[1].root == root:
                 return cls(root, hit[1].stamp_ns, dict(hit[1].entries))
             doc = json.loads(raw)
             if doc["root"] != root:
