@@ -70,6 +70,7 @@ class MedicApp:
         self.started_at: datetime | None = None
         self.bus = Bus()
         self.supervisor: Supervisor | None = None
+        self._resuming = True  # answer "starting" until an interrupted rollback is finished
         self.monitor: HealthMonitor | None = None
         self.recorder: Recorder | None = None
         self.recovery: RecoveryWiring | None = None
@@ -137,6 +138,7 @@ class MedicApp:
             loop.add_signal_handler(sig, self.request_stop)
         try:
             await backups.finish_rollback()  # services must not start on a half-rolled-back tree
+            self._resuming = False
             backups.start()
             sup.start_all()
             if on_ready is not None:
@@ -364,7 +366,7 @@ class MedicApp:
         sup = self.supervisor
         command = request.get("cmd")
         try:
-            if sup is None:
+            if sup is None or self._resuming:
                 raise UserError("medic is starting; try again")
             if command == "status":
                 await send({"ok": True, **self.status()})

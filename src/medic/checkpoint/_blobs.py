@@ -14,16 +14,19 @@ that names them (see `_fs`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
 
-from medic.checkpoint._fs import tmp_name
+from medic.checkpoint._fs import start_writeback, tmp_name
 from medic.errors import EnvironmentFault, StoreCorrupt
 
 __all__ = ["BlobStore", "Stored"]
@@ -33,6 +36,8 @@ IN_MEMORY_LIMIT = 8 << 20
 _PROBE = 64 << 10
 _PAYS = 0.85
 _MIN_COMPRESS = 512
+_WRITEBACK_FROM = 256 << 10
+"""Smaller blobs are left to the one flush before the manifest, which merges their writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +61,12 @@ class BlobStore:
         self.root = root
         self._root = str(root)
         self.tmp = root / "tmp"
+        self._tmp = str(self.tmp)
         self._made: set[str] = set()
-        self.written: list[Path] = []
+        self.written: list[str] = []
         """Blobs this process added; a failed checkpoint removes them (nothing names them)."""
+        self._known: set[str] | None = None
+        self._lock = threading.Lock()
 
     def ensure(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -71,14 +79,36 @@ class BlobStore:
         return Path(base + ".zst") if os.path.exists(base + ".zst") else None
 
     def has(self, digest: str) -> bool:
+        known = self._known
+        if known is not None:
+            return digest in known
         return self.path(digest) is not None
 
-    def _shard(self, digest: str) -> Path:
-        d = self.root / digest[:2]
+    @contextmanager
+    def listed(self) -> Iterator[None]:
+        """Answer `has` from one listing of the store instead of two stats per new blob.
+
+        Only for a writer holding the store lock (nobody else adds or removes blobs
+        meanwhile) and storing many files: the listing costs O(blobs in the store).
+        """
+        self._known = {d for d, _ in self.all()}
+        try:
+            yield
+        finally:
+            self._known = None
+
+    def _shard(self, digest: str) -> str:
+        d = f"{self._root}/{digest[:2]}"
         if digest[:2] not in self._made:
-            d.mkdir(exist_ok=True)
+            os.makedirs(d, exist_ok=True)
             self._made.add(digest[:2])
         return d
+
+    def _added(self, digest: str, final: str) -> None:
+        with self._lock:
+            self.written.append(final)
+            if self._known is not None:
+                self._known.add(digest)
 
     def put_file(self, path: str) -> Stored:
         """Hash and store the regular file at `path` (never through a symlink)."""
@@ -119,9 +149,9 @@ class BlobStore:
         first = os.read(fd, CHUNK)
         compress = _pays(first[:_PROBE])
         h = hashlib.sha256()
-        tmp = self.tmp / tmp_name()
+        tmp = os.path.join(self._tmp, tmp_name())
         size = 0
-        cctx = zstandard.ZstdCompressor(level=1)
+        cctx = _cctx()
         with open(tmp, "wb") as out:
             chunk = first
             if compress:
@@ -138,25 +168,35 @@ class BlobStore:
                     out.write(chunk)
                     chunk = os.read(fd, CHUNK)
             written = out.tell()
+            out.flush()
+            start_writeback(out.fileno())
         digest = h.hexdigest()
         if self.has(digest):
-            tmp.unlink()
+            os.unlink(tmp)
             return Stored(digest, size, st, 0)
-        final = self._shard(digest) / (digest + (".zst" if compress else ""))
+        final = f"{self._shard(digest)}/{digest}{'.zst' if compress else ''}"
         os.replace(tmp, final)
-        self.written.append(final)
+        self._added(digest, final)
         return Stored(digest, size, st, written)
 
     def _publish(self, digest: str, payload: bytes, *, compressed: bool) -> None:
-        tmp = self.tmp / tmp_name()
+        tmp = os.path.join(self._tmp, tmp_name())
         try:
-            with open(tmp, "wb") as out:
-                out.write(payload)
-            final = self._shard(digest) / (digest + (".zst" if compressed else ""))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if len(payload) >= _WRITEBACK_FROM:
+                    start_writeback(fd)
+            finally:
+                os.close(fd)
+            final = f"{self._shard(digest)}/{digest}{'.zst' if compressed else ''}"
             os.replace(tmp, final)
-            self.written.append(final)
+            self._added(digest, final)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     def adopt(self, path: Path, digest: str) -> bool:
@@ -164,15 +204,16 @@ class BlobStore:
         if self.has(digest):
             path.unlink()
             return False
-        final = self._shard(digest) / digest
+        final = f"{self._shard(digest)}/{digest}"
         os.replace(path, final)
-        self.written.append(final)
+        self._added(digest, final)
         return True
 
     def discard_written(self) -> None:
         """Remove the blobs added since `written` was last cleared (a checkpoint failed)."""
         for p in self.written:
-            p.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
         self.written.clear()
         self.clean_tmp()
 
@@ -238,11 +279,22 @@ def _compressed(data: bytes) -> bytes:
         return data
     if len(data) > _PROBE and not _pays(data[:_PROBE]):
         return data
-    packed = zstandard.ZstdCompressor(level=1).compress(data)
+    packed = _cctx().compress(data)
     return packed if len(packed) < _PAYS * len(data) else data
 
 
 def _pays(sample: bytes) -> bool:
     if len(sample) < _MIN_COMPRESS:
         return False
-    return len(zstandard.ZstdCompressor(level=1).compress(sample)) < _PAYS * len(sample)
+    return len(_cctx().compress(sample)) < _PAYS * len(sample)
+
+
+_local = threading.local()
+
+
+def _cctx() -> zstandard.ZstdCompressor:
+    """One compressor per thread: making one per file costs more than compressing a small one."""
+    cctx: zstandard.ZstdCompressor | None = getattr(_local, "cctx", None)
+    if cctx is None:
+        cctx = _local.cctx = zstandard.ZstdCompressor(level=1)
+    return cctx

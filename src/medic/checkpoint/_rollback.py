@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medic.checkpoint._blobs import BlobStore
-from medic.checkpoint._fs import DirFds, atomic_write, fsync_dir, no_space_guard, tmp_name
+from medic.checkpoint._fs import (
+    DirFds,
+    atomic_write,
+    fsync_dir,
+    no_space_guard,
+    start_writeback,
+    syncfs,
+    tmp_name,
+)
 from medic.checkpoint._git import git_head
 from medic.checkpoint._manifest import FILE, Entry, Manifest
 from medic.checkpoint._plan import RootPlan, plan_root
@@ -36,6 +44,7 @@ from medic.events import RollbackCompleted, RollbackFailed
 __all__ = ["RollbackResult", "plan", "resume_pending", "rollback", "write_file"]
 
 _SHOW = 1000
+_FSYNC_EACH = 1000
 
 
 @dataclass(frozen=True)
@@ -167,9 +176,12 @@ def _result(
 
 
 def _apply(store: Store, manifest: Manifest, plans: list[RootPlan]) -> None:
-    if not store.journal.exists():
+    journaled = store.journal.exists()
+    work = bool(manifest.databases) or not all(p.empty for p in plans)
+    if work and not journaled:  # a no-op rollback changes nothing a crash could leave half-done
         doc = {"checkpoint": manifest.id, "started_at": store.clock.now().isoformat()}
         atomic_write(store.journal, json.dumps(doc).encode())
+        journaled = True
     for p in plans:
         if not p.empty:
             _apply_root(store, p)
@@ -177,8 +189,9 @@ def _apply(store: Store, manifest: Manifest, plans: list[RootPlan]) -> None:
             p.scan.index.save(store.index_dir)
     for db in manifest.databases:
         _restore_database(store.blobs, db.digest, db.path)
-    store.journal.unlink()
-    fsync_dir(store.path)
+    if journaled:
+        store.journal.unlink()
+        fsync_dir(store.path)
 
 
 def _apply_root(store: Store, p: RootPlan) -> None:
@@ -208,17 +221,40 @@ def _apply_root(store: Store, p: RootPlan) -> None:
         dir_fds = {e.path: fds.open(_split(e.path)[0]) for e in p.restore}
         with ThreadPoolExecutor(max_workers=WORKERS * 2) as pool:
             futures = [
-                pool.submit(write_file, store.blobs, dir_fds[e.path], _split(e.path)[1], e)
+                pool.submit(
+                    write_file, store.blobs, dir_fds[e.path], _split(e.path)[1], e, durable=False
+                )
                 for e in p.restore
             ]
             for e, fut in zip(p.restore, futures, strict=True):
                 expected[e.path] = (stat_key(fut.result()), e.digest)
+        # the files' data before the directories, both before the index and the journal's end
+        # say the rollback is done; a power cut before that leaves files that resume re-hashes
+        if len(p.restore) > _FSYNC_EACH:
+            syncfs(p.root.path)
+        elif p.restore:
+            _fsync_restored([(dir_fds[e.path], _split(e.path)[1]) for e in p.restore])
         fds.fsync_all()
     _verify_root(p)
     # keep the pre-scan's stamp: files written since are newer, so they count as racy
     wanted = _wanted(p)
     p.scan.index.entries = {k: v for k, v in expected.items() if k in wanted}
     p.scan.index.save(store.index_dir)
+
+
+def _fsync_restored(files: list[tuple[int, str]]) -> None:
+    """fsync files by (directory fd, name), concurrently, never through a planted symlink."""
+
+    def one(where: tuple[int, str]) -> None:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(where[1], flags, dir_fd=where[0])
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    with ThreadPoolExecutor(max_workers=WORKERS * 2) as pool:
+        list(pool.map(one, files))
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -240,8 +276,14 @@ def _remove(fds: DirFds, e: Entry, store: Store) -> None:
         os.unlink(name, dir_fd=pfd)
 
 
-def write_file(blobs: BlobStore, dir_fd: int, name: str, e: Entry) -> os.stat_result:
-    """Write blob `e.digest` as `name` in `dir_fd`: tmp + fsync + rename, then re-read to verify."""
+def write_file(
+    blobs: BlobStore, dir_fd: int, name: str, e: Entry, *, durable: bool = True
+) -> os.stat_result:
+    """Write blob `e.digest` as `name` in `dir_fd`: tmp + fsync + rename, then re-read to verify.
+
+    With `durable=False` the fsync is only started (`start_writeback`): the caller
+    then makes the whole batch durable at once, before anything records it as done.
+    """
     tmp = tmp_name()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
     try:
@@ -256,7 +298,10 @@ def write_file(blobs: BlobStore, dir_fd: int, name: str, e: Entry) -> os.stat_re
                 raise StoreCorrupt(f"blob {e.digest} does not hash to its name; run verify")
             os.fchmod(fd, e.mode)
             os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
+            else:
+                start_writeback(fd)
         finally:
             os.close(fd)
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

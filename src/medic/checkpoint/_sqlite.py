@@ -12,6 +12,7 @@ import os
 import sqlite3
 from pathlib import Path
 
+from medic.checkpoint._fs import start_writeback
 from medic.errors import EnvironmentFault, InvalidInput, StoreCorrupt
 
 __all__ = ["capture_db", "check_db", "restore_db"]
@@ -54,6 +55,7 @@ def capture_db(src: str, dest: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
     with open(dest, "rb") as f:
+        start_writeback(f.fileno())  # the disk writes the copy while it is hashed
         while chunk := f.read(1 << 20):
             h.update(chunk)
             size += len(chunk)

@@ -124,10 +124,17 @@ class Store:
         hit = self._cache.get(key)
         if hit is None:
             hit = parse(path.read_bytes(), origin=str(path))
-            if len(self._cache) >= _CACHE:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = hit
+            self._cache_put(key, hit)
         return hit
+
+    def _remember(self, path: Path, manifest: Manifest) -> None:
+        st = path.stat()
+        self._cache_put((str(path), st.st_ino, st.st_size, st.st_mtime_ns), manifest)
+
+    def _cache_put(self, key: tuple[str, int, int, int], manifest: Manifest) -> None:
+        if len(self._cache) >= _CACHE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = manifest
 
     def get(self, ref: str) -> Manifest:
         """A checkpoint by id, unique id prefix, name (newest wins) or 'latest'."""
@@ -250,7 +257,9 @@ class Store:
             parent=previous,
             stats=totals,
         )
-        atomic_write(self.manifests / f"{manifest.id}.json", manifest.encode())
+        published = self.manifests / f"{manifest.id}.json"
+        atomic_write(published, manifest.encode())
+        self._remember(published, manifest)  # the rollback or next checkpoint needs no re-parse
         self.blobs.written.clear()  # named by a published manifest now: never discard them
         for index in indexes:
             try:
