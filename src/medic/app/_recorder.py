@@ -298,9 +298,8 @@ class Recorder:
                     kind=Kind.TIMEOUT if event.reason else Kind.UNKNOWN, reason="exit",
                     tags={"pid": str(event.pid), "uptime": f"{event.uptime:.3f}"},
                 )  # fmt: skip
-            case ServiceUnhealthy() if event.service in self._starting:
-                pass  # a starting service is judged by its start timeout, not by its probes
-            case ServiceUnhealthy():
+            # A starting service is judged by its start timeout, not by its probes.
+            case ServiceUnhealthy() if event.service not in self._starting:
                 self._trigger(
                     event.service,
                     f"{event.probe} probe failed {event.failures}× ({event.evidence})",
