@@ -42,15 +42,14 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     previous: int | str | None = None
     for index, item in enumerate(loc):
+        # pydantic puts a union's tag (a probe's or a channel's type) and its
+        # validators' names in the path; the user never wrote them.
+        tag = (isinstance(previous, int) and item in _PROBE_TAGS) or (
+            index >= 2 and loc[index - 2] == "channels" and item in _CHANNEL_TAGS
+        )
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif isinstance(previous, int) and item in _PROBE_TAGS:
-            pass  # pydantic puts the union's tag in the path; the user never wrote it
-        elif index >= 2 and loc[index - 2] == "channels" and item in _CHANNEL_TAGS:
-            pass  # the same for `[alerts.channels.NAME]`
-        elif item.startswith("function-") or item.endswith("]"):
-            pass
-        else:
+        elif not (tag or item.startswith("function-") or item.endswith("]")):
             parts.append(f".{item}" if parts else item)
         previous = item
     return "".join(parts)
