@@ -148,7 +148,7 @@ def test_a_schedule_makes_verified_backups_prunes_to_keep_and_shows_its_rpo(
     (tmp_path / "medic.toml").write_text(
         SERVICE + '\n[backups.data]\npaths = ["data"]\nrepo = "repo"\nevery = "1s"\nkeep = 2\n'
     )
-    assert "1 backup schedules" in medic(tmp_path, "check").stdout
+    assert "1 backup schedule" in medic(tmp_path, "check").stdout
     repo = Store(tmp_path / "repo")
     with medic_up(tmp_path):
         for version in range(1, 4):  # each edit must reach a verified snapshot
@@ -176,6 +176,30 @@ def test_a_schedule_makes_verified_backups_prunes_to_keep_and_shows_its_rpo(
     medic(tmp_path, "restore", "latest", "--repo", "repo", "--target", "restored")
     assert (tmp_path / "restored" / "notes.txt").read_text() == "v3\n"
     assert medic(tmp_path, "backup", "verify", "--repo", "repo").returncode == 0
+
+
+def test_a_config_with_only_backups_runs_them_without_any_service(tmp_path: Path) -> None:
+    """medic as a backup scheduler alone: no [services] table, and the schedule still runs."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("only backups\n")
+    (tmp_path / "medic.toml").write_text(
+        '[backups.data]\npaths = ["data"]\nrepo = "repo"\nevery = "1s"\n'
+    )
+    assert (
+        "ok (0 services, 0 probes, 0 groups); 1 backup schedule" in medic(tmp_path, "check").stdout
+    )
+    repo = Store(tmp_path / "repo")
+    started = datetime.now(UTC)
+    with medic_up(tmp_path):
+        eventually(partial(verified_after, repo, started), what="a verified backup")
+        status = json.loads(medic(tmp_path, "status", "--json").stdout)
+        text = medic(tmp_path, "status").stdout
+    assert status["services"] == []
+    assert status["backups"][0]["last_run"]["ok"] is True
+    assert "service" not in text.splitlines()[0]  # no empty service table
+    assert "objective" in text
+    medic(tmp_path, "restore", "latest", "--repo", "repo", "--target", "restored")
+    assert (tmp_path / "restored" / "notes.txt").read_text() == "only backups\n"
 
 
 def test_a_breached_rpo_opens_an_incident_and_a_good_run_resolves_it(tmp_path: Path) -> None:

@@ -206,7 +206,7 @@ BAD = [
     ),
     ("[services.'bad name']\ncommand = 'x'\n", "services.bad name", "should match pattern"),
     ("[medic]\nx = 1\n[services.web]\ncommand = 'x'\n", "medic", "unknown key"),
-    ("", "services", "required key is missing"),
+    ("", "services", "nothing to run"),
 ]
 
 

@@ -71,11 +71,15 @@ def check(obj: Obj) -> None:
     plan = build_plan(load_config(path), log_dir=None)  # also: every alert secret is set
     channels = len(plan.alerts.channels)
     click.echo(
-        f"{path}: ok ({len(plan.services)} services, {len(plan.probes)} probes, "
-        f"{len(plan.groups)} groups)"
-        + (f"; {channels} alert channels" if channels else "")
-        + (f"; {len(plan.backups)} backup schedules" if plan.backups else "")
+        f"{path}: ok ({_count(len(plan.services), 'service')}, "
+        f"{_count(len(plan.probes), 'probe')}, {_count(len(plan.groups), 'group')})"
+        + (f"; {_count(channels, 'alert channel')}" if channels else "")
+        + (f"; {_count(len(plan.backups), 'backup schedule')}" if plan.backups else "")
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _describe(event: object) -> str | None:
@@ -212,7 +216,8 @@ def status(obj: Obj, as_json: bool) -> None:
             svc["service"], state, str(svc["pid"] or "-"), _age(svc["uptime"]),
             str(svc["restarts"]), svc["health"], last[:80],
         )  # fmt: skip
-    Console().print(table)
+    if answer["services"] or not answer.get("backups"):
+        Console().print(table)  # a backups-only medic has no service table to show
     if answer.get("backups"):
         _print_backups(answer["backups"])
     recovery = answer.get("recovery") or {}

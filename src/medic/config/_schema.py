@@ -310,7 +310,7 @@ class BackupModel(_Strict):
 
 
 class MedicConfig(_Strict):
-    services: dict[Annotated[str, Field(pattern=NAME)], ServiceModel] = Field(min_length=1)
+    services: dict[Annotated[str, Field(pattern=NAME)], ServiceModel] = Field(default_factory=dict)
     groups: dict[Annotated[str, Field(pattern=NAME)], GroupModel] = Field(default_factory=dict)
     severities: dict[SeverityName, SeverityModel] = Field(default_factory=dict)
     grouping: GroupingModel = GroupingModel()
@@ -325,6 +325,10 @@ class MedicConfig(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> MedicConfig:
+        if not self.services and not self.backups:
+            raise ValueError(
+                "nothing to run: define at least one [services.NAME] or [backups.NAME] table"
+            )
         names = set(self.services)
         for name, service in self.services.items():
             for dep in service.depends_on:
