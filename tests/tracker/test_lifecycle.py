@@ -44,6 +44,20 @@ def test_human_path_sets_every_timestamp_and_timeline_entry(tracker: Tracker) ->
     assert entries[1].message.endswith("looking")
 
 
+def test_newest_timeline_entries_are_the_last_ones_oldest_first(tracker: Tracker) -> None:
+    """A notice summarises the incident's latest lines, even when the timeline is long."""
+    iid = _open(tracker)
+    for i in range(30):
+        tracker.add_note(iid, f"note {i}", actor="ana")
+    everything = tracker.timeline(iid)
+    assert len(everything) == 31
+    first = tracker.timeline(iid, limit=5)
+    last = tracker.timeline(iid, limit=5, newest=True)
+    assert [e.id for e in first] == [e.id for e in everything[:5]]
+    assert [e.id for e in last] == [e.id for e in everything[-5:]]
+    assert last[-1].message.endswith("note 29")
+
+
 def test_resolve_without_mitigation_counts_resolution_as_mitigation(tracker: Tracker) -> None:
     """MTTR variants need mitigated_at; a direct resolve fills it."""
     iid = _open(tracker)

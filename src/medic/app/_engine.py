@@ -252,7 +252,7 @@ class RecoveryWiring:
         ):
             return None  # escalations are once-only by their timers; these by the record
         view = self.tracker.incident(incident_id)
-        entries = self.tracker.timeline(incident_id, limit=1000)[-_TIMELINE_LINES:]
+        entries = self.tracker.timeline(incident_id, limit=_TIMELINE_LINES, newest=True)
         lines = tuple(f"{e.at:%H:%M:%S} {e.message}" for e in entries)
         link = self.plan.alerts.link_for(incident_id)
         return Notification(

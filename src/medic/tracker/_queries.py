@@ -230,13 +230,19 @@ def list_timeline(
     incident_id: int | None = None,
     issue_id: int | None = None,
     limit: int = 1000,
+    newest: bool = False,
 ) -> list[TimelineEntry]:
+    """Entries oldest first: the first `limit` of them, or with `newest` the last `limit`."""
     c = t.timeline.c
-    query = select(t.timeline).order_by(c.at, c.id).limit(_limit(limit))
+    order = (c.at.desc(), c.id.desc()) if newest else (c.at, c.id)
+    query = select(t.timeline).order_by(*order).limit(_limit(limit))
     if incident_id is not None:
         query = query.where(c.incident_id == incident_id)
     if issue_id is not None:
         query = query.where(c.issue_id == issue_id)
+    rows = [r._mapping for r in conn.execute(query)]
+    if newest:
+        rows.reverse()
     return [
         TimelineEntry(
             id=m["id"],
@@ -250,7 +256,7 @@ def list_timeline(
             details=_json(m["details"], {}),
             event_id=m["event_id"],
         )
-        for m in (r._mapping for r in conn.execute(query))
+        for m in rows
     ]
 
 

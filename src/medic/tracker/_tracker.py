@@ -972,10 +972,13 @@ class Tracker:
         with self._read() as conn:
             return q.list_issues(conn, service=service, status=statuses, cursor=cursor, limit=limit)
 
-    def timeline(self, incident_id: int, *, limit: int = 1000) -> list[TimelineEntry]:
+    def timeline(
+        self, incident_id: int, *, limit: int = 1000, newest: bool = False
+    ) -> list[TimelineEntry]:
+        """Oldest first; `newest` picks the last `limit` entries (a notice's summary)."""
         with self._read() as conn:
             _incident_status(conn, incident_id)
-            return q.list_timeline(conn, incident_id=incident_id, limit=limit)
+            return q.list_timeline(conn, incident_id=incident_id, limit=limit, newest=newest)
 
     def issue_timeline(self, issue_id: int, *, limit: int = 1000) -> list[TimelineEntry]:
         with self._read() as conn:
