@@ -248,11 +248,12 @@ def test_a_breached_rpo_opens_an_incident_and_a_good_run_resolves_it(tmp_path: P
 
 
 def test_an_rpo_over_the_objective_is_breached_even_when_runs_succeed(tmp_path: Path) -> None:
-    """A verified backup older than `rpo` is a breach: the incident names its age."""
+    """A verified backup older than `rpo` is a breach: the incident names its age, at its severity."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.txt").write_text("a\n")
     (tmp_path / "medic.toml").write_text(
         SERVICE + '\n[backups.slow]\npaths = ["data"]\nrepo = "repo"\nevery = "1s"\nrpo = "1s"\n'
+        'severity = "SEV2"\n'
     )
     medic(tmp_path, "backup", "create", "data", "--repo", "repo")
     medic(tmp_path, "backup", "verify", "--repo", "repo")
@@ -263,6 +264,7 @@ def test_an_rpo_over_the_objective_is_breached_even_when_runs_succeed(tmp_path: 
         [incident] = eventually(lambda: incidents(tmp_path, "backups.slow"), what="incident")
         status = backup_status(tmp_path)
     assert incident.dedup_key == "backup:slow"
+    assert incident.severity == 2  # the schedule's own severity, not the default SEV3
     assert "newest verified backup is" in incident.title
     assert "over the 1s objective" in incident.title
     assert status["breached"] is True

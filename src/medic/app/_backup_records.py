@@ -15,6 +15,7 @@ left open by an earlier medic still resolves and one resolved by a person reopen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from medic.events import (
@@ -32,7 +33,6 @@ from medic.tracker import Tracker
 __all__ = ["BACKUP_EVENTS", "BackupRecords", "age_text"]
 
 BACKUP_EVENTS = (BackupFailed, RpoBreached, RpoMet, RollbackCompleted, RollbackFailed)
-RPO_SEVERITY = Severity.SEV3
 _SOURCE = "backup"
 
 
@@ -60,8 +60,11 @@ def _kind(error: str) -> Kind:
 class BackupRecords:
     """Turns backup and rollback events into tracker records (on the recorder's thread)."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(
+        self, tracker: Tracker, severity: Callable[[str], Severity] = lambda _: Severity.SEV3
+    ) -> None:
         self.tracker = tracker
+        self._severity = severity  # of a schedule's incidents, by their service name
         # the newest failure of each schedule not yet on an incident
         self._failures: dict[str, BackupFailed] = {}
 
@@ -111,7 +114,8 @@ class BackupRecords:
         self.tracker.record(
             Signal(
                 service=f"backups.{name}", message=message, source=_SOURCE,
-                kind=_kind(failure.error) if failure else Kind.UNKNOWN, severity=RPO_SEVERITY,
+                kind=_kind(failure.error) if failure else Kind.UNKNOWN,
+                severity=self._severity(f"backups.{name}"),
                 occurred_at=occurred, detected_at=event.at, dedup_key=f"backup:{name}",
                 reason="rpo-breached",
                 tags={"repo": event.repo, "objective_s": f"{event.objective_s:g}",
@@ -126,7 +130,8 @@ class BackupRecords:
         self.tracker.record(
             Signal(
                 service=f"backups.{event.schedule}", message=f"backup failed: {event.error}",
-                source=_SOURCE, kind=_kind(event.error), severity=RPO_SEVERITY,
+                source=_SOURCE, kind=_kind(event.error),
+                severity=self._severity(f"backups.{event.schedule}"),
                 occurred_at=event.at, detected_at=event.at, dedup_key=f"backup:{event.schedule}",
                 reason="backup-failed", tags={"repo": event.repo},
             )
@@ -142,7 +147,7 @@ class BackupRecords:
                 message=f"backup {event.snapshot_id} verified; RPO {age_text(event.age_s)} is "
                 f"within the {age_text(event.objective_s)} objective",
                 occurred_at=event.at, detected_at=event.at, dedup_key=f"backup:{event.schedule}",
-                severity=RPO_SEVERITY,
+                severity=self._severity(f"backups.{event.schedule}"),
             )
         )  # fmt: skip
 

@@ -136,7 +136,7 @@ class Recorder:
         self._sub: Subscription = bus.subscribe(
             ProcessEvent, HealthEvent, Delivery, *BACKUP_EVENTS, maxsize=maxsize
         )
-        self._backups = BackupRecords(tracker)
+        self._backups = BackupRecords(tracker, self._severity)
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="medic-recorder")
         self._task: asyncio.Task[None] | None = None
         self.recorded = 0

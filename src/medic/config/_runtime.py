@@ -251,6 +251,8 @@ def build_plan(config: LoadedConfig, *, log_dir: Path | None, check_secrets: boo
         for name, g in config.model.groups.items()
     )  # fmt: skip
     severities = {name: Severity.parse(svc.severity) for name, svc in config.model.services.items()}
+    for name, backup in config.model.backups.items():  # their incidents' service name
+        severities[f"backups.{name}"] = Severity.parse(backup.severity)
     model = config.model
     recovery = recovery_settings(model.recovery, model.services, base, source=str(config.path))
     alerts = alerts_plan(model.alerts, base_dir=base, source=str(config.path), check=check_secrets)

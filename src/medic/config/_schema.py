@@ -281,6 +281,7 @@ class BackupModel(_Strict):
     every: Duration
     keep: int = Field(default=7, ge=1, le=100_000)
     rpo: Duration | None = None
+    severity: Literal["SEV1", "SEV2", "SEV3", "SEV4"] = "SEV3"
 
     @field_validator("paths", "dbs")
     @classmethod
