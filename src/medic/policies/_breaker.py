@@ -367,34 +367,44 @@ class CircuitBreaker:
             return cast(Callable[P, R], self._wrap_async(cast(Callable[..., Awaitable[Any]], fn)))
         if self.slow_call_duration is not None:
             return cast(Callable[P, R], self._wrap_timed(fn))
-        admit, record, failed, abandoned = self._admit, self._record, self._failed, self._abandoned
+        return cast(Callable[P, R], self._wrap_sync(fn))
+
+    def _wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         # Failing fast is counted inline (no Python call); only listeners cost a call.
-        rejections, loud, announce = self._rejections, self._loud, self._announce_rejection
-        open_error, message = self._open_error, self._open_message
-        mono, closed, opened = self._mono, _C, _O
+        # The wrapper closes over as few names as it can: an exception leaving a frame
+        # materialises it, and every closed-over cell makes that dearer on the hot
+        # rejection path. Slow paths reach the breaker through `self`.
+        rejections, open_error, message, mono = (
+            self._rejections,
+            self._open_error,
+            self._open_message,
+            self._mono,
+        )
+        announce = self._announce_rejection if self._loud else None
 
         @functools.wraps(fn)
-        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            state = self._state
-            if state is closed:
-                gen = self._gen
-            elif state is opened and mono() < self._open_until:
-                next(rejections)
-                if loud:
-                    announce()
-                raise open_error(message)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if self._state is not _C:
+                # Only an open breaker has `_open_until` in the future: half-open
+                # began once it had passed.
+                if mono() < self._open_until:
+                    next(rejections)
+                    if announce is not None:
+                        announce()
+                    raise open_error(message)
+                gen = self._admit()
             else:
-                gen = admit()
+                gen = self._gen
             try:
                 result = fn(*args, **kwargs)
             except Exception as exc:
-                failed(exc, gen, 0)
+                self._failed(exc, gen, 0)
                 raise
             except BaseException:
-                abandoned(gen)
+                self._abandoned(gen)
                 raise
             if self._track:
-                record(gen, 0)
+                self._record(gen, 0)
             return result
 
         return guarded
