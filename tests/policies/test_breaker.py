@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from typing import Any
 
@@ -168,6 +169,40 @@ def test_ignored_errors_do_not_count() -> None:
     with pytest.raises(ValueError, match="caller"):
         bad_input()
     assert breaker.state is BreakerState.CLOSED
+
+
+def test_arguments_reach_the_function_whatever_its_signature() -> None:
+    """Positional, keyword, defaulted and wrapped callables all get what the caller passed."""
+    breaker = CircuitBreaker(failure_threshold=1)
+
+    def positional(a: int, b: int, /, *rest: int) -> tuple[int, ...]:
+        return (a, b, *rest)
+
+    def keywords(a: int, *, b: int = 2, **more: int) -> tuple[Any, ...]:
+        return a, b, more
+
+    def takes_any(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return args, kwargs
+
+    @functools.wraps(ok)  # reports ok's empty signature, yet accepts keywords
+    def wrapper(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return args, kwargs
+
+    assert breaker(positional)(1, 2, 3) == (1, 2, 3)
+    assert breaker(keywords)(1) == (1, 2, {})
+    assert breaker(keywords)(a=1, b=3, c=4) == (1, 3, {"c": 4})
+    assert breaker(takes_any)(1, x=2) == ((1,), {"x": 2})
+    assert breaker(wrapper)(x=1) == ((), {"x": 1})
+    assert breaker.call(keywords, 1, b=5) == (1, 5, {})
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_keyword_a_parameterless_function_cannot_take_raises_type_error() -> None:
+    """The wrapper refuses it as Python would; the breaker goes on guarding."""
+    breaker = CircuitBreaker()
+    with pytest.raises(TypeError):
+        breaker(ok)(unexpected=1)  # type: ignore[call-arg]
+    assert breaker(ok)() == "ok"
 
 
 def test_configuration_is_validated() -> None:

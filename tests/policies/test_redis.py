@@ -99,6 +99,17 @@ def test_shared_limiter_admits_exactly_the_limit_across_processes(
     assert sum(r["admitted"] for r in results) == 10
 
 
+def test_shared_limiter_charges_the_cost(client: Any, key: str) -> None:
+    """A call can take several tokens: a burst of 10 admits 4 + 4 + 2, then nothing."""
+    limiter = SharedRateLimiter(client, prefix=key, limit=10, period=60)
+    assert limiter.acquire("k", cost=4) == 0.0
+    assert limiter.acquire("k", cost=4) == 0.0
+    assert limiter.acquire("k", cost=4) > 0  # only 2 left: refused, and nothing taken
+    assert limiter.acquire("k", cost=2) == 0.0
+    wait = limiter.acquire("k")
+    assert 5.9 <= wait <= 6.0  # one token comes back every 6 s
+
+
 def test_in_process_shared_breaker_events_and_success_path(client: Any, key: str) -> None:
     """Transitions come back as events; a success while closed with no failures is one call."""
     capture = EventCapture()

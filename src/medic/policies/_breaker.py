@@ -40,6 +40,7 @@ from medic.policies._core import (
     check_positive,
     is_async,
     monotonic_of,
+    positional_only,
 )
 from medic.policies._windows import FAILED, SLOW, CountWindow, TimeWindow, Window
 
@@ -367,34 +368,74 @@ class CircuitBreaker:
             return cast(Callable[P, R], self._wrap_async(cast(Callable[..., Awaitable[Any]], fn)))
         if self.slow_call_duration is not None:
             return cast(Callable[P, R], self._wrap_timed(fn))
-        admit, record, failed, abandoned = self._admit, self._record, self._failed, self._abandoned
+        return cast(Callable[P, R], self._wrap_sync(fn))
+
+    def _wrap_sync(self, fn: Callable[..., Any], *, specialise: bool = True) -> Callable[..., Any]:
         # Failing fast is counted inline (no Python call); only listeners cost a call.
-        rejections, loud, announce = self._rejections, self._loud, self._announce_rejection
-        open_error, message = self._open_error, self._open_message
-        mono, closed, opened = self._mono, _C, _O
+        # The wrapper closes over as few names as it can: an exception leaving a frame
+        # materialises it, and every closed-over cell makes that dearer on the hot
+        # rejection path. Slow paths reach the breaker through `self`.
+        rejections, open_error, message, mono = (
+            self._rejections,
+            self._open_error,
+            self._open_message,
+            self._mono,
+        )
+        announce = self._announce_rejection if self._loud else None
+
+        if specialise and positional_only(fn):
+            # No keyword can reach `fn`, so the wrapper takes none either: a `**kwargs`
+            # parameter costs a dict on every call, rejected ones included. The body
+            # is the one below, less the keywords.
+            @functools.wraps(fn)
+            def guarded_positional(*args: Any) -> Any:
+                if self._state is not _C:
+                    if mono() < self._open_until:
+                        next(rejections)
+                        if announce is not None:
+                            announce()
+                        raise open_error(message)
+                    gen = self._admit()
+                else:
+                    gen = self._gen
+                try:
+                    result = fn(*args)
+                except Exception as exc:
+                    self._failed(exc, gen, 0)
+                    raise
+                except BaseException:
+                    self._abandoned(gen)
+                    raise
+                if self._track:
+                    self._record(gen, 0)
+                return result
+
+            return guarded_positional
 
         @functools.wraps(fn)
-        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            state = self._state
-            if state is closed:
-                gen = self._gen
-            elif state is opened and mono() < self._open_until:
-                next(rejections)
-                if loud:
-                    announce()
-                raise open_error(message)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if self._state is not _C:
+                # Only an open breaker has `_open_until` in the future: half-open
+                # began once it had passed.
+                if mono() < self._open_until:
+                    next(rejections)
+                    if announce is not None:
+                        announce()
+                    raise open_error(message)
+                gen = self._admit()
             else:
-                gen = admit()
+                gen = self._gen
             try:
-                result = fn(*args, **kwargs)
+                # `fn(*args, **kwargs)` copies `kwargs` into a new dict even when empty.
+                result = fn(*args, **kwargs) if kwargs else fn(*args)
             except Exception as exc:
-                failed(exc, gen, 0)
+                self._failed(exc, gen, 0)
                 raise
             except BaseException:
-                abandoned(gen)
+                self._abandoned(gen)
                 raise
             if self._track:
-                record(gen, 0)
+                self._record(gen, 0)
             return result
 
         return guarded
@@ -421,44 +462,50 @@ class CircuitBreaker:
         return guarded
 
     def _wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        admit, record, failed, abandoned = self._admit, self._record, self._failed, self._abandoned
-        rejections, loud, announce = self._rejections, self._loud, self._announce_rejection
-        open_error, message = self._open_error, self._open_message
-        mono, closed, opened = self._mono, _C, _O
+        # The same hot paths as the sync wrapper, and the same few closed-over names.
+        rejections, open_error, message, mono = (
+            self._rejections,
+            self._open_error,
+            self._open_message,
+            self._mono,
+        )
+        announce = self._announce_rejection if self._loud else None
         limit = self.slow_call_duration
 
         @functools.wraps(fn)
         async def guarded(*args: Any, **kwargs: Any) -> Any:
-            state = self._state
-            if state is closed:
-                gen = self._gen
-            elif state is opened and mono() < self._open_until:
-                next(rejections)
-                if loud:
-                    announce()
-                raise open_error(message)
+            if self._state is not _C:
+                if mono() < self._open_until:
+                    next(rejections)
+                    if announce is not None:
+                        announce()
+                    raise open_error(message)
+                gen = self._admit()
             else:
-                gen = admit()
+                gen = self._gen
             start = mono() if limit is not None else 0.0
             try:
-                result = await fn(*args, **kwargs)
+                result = await (fn(*args, **kwargs) if kwargs else fn(*args))
             except Exception as exc:
-                failed(exc, gen, SLOW if limit is not None and mono() - start >= limit else 0)
+                self._failed(exc, gen, SLOW if limit is not None and mono() - start >= limit else 0)
                 raise
             except BaseException:
-                abandoned(gen)
+                self._abandoned(gen)
                 raise
             if limit is not None:
-                record(gen, SLOW if mono() - start >= limit else 0)
+                self._record(gen, SLOW if mono() - start >= limit else 0)
             elif self._track:
-                record(gen, 0)
+                self._record(gen, 0)
             return result
 
         return guarded
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run `fn(*args, **kwargs)` through the breaker (the wrapper form; sync)."""
-        return self(fn)(*args, **kwargs)
+        if is_async(fn) or self.slow_call_duration is not None:
+            return self(fn)(*args, **kwargs)
+        # A wrapper used once is not worth reading `fn`'s signature for.
+        return cast(R, self._wrap_sync(fn, specialise=False)(*args, **kwargs))
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await `fn(*args, **kwargs)` through the breaker (the wrapper form; async)."""

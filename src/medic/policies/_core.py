@@ -31,6 +31,7 @@ __all__ = [
     "TestMode",
     "is_async",
     "monotonic_of",
+    "positional_only",
     "test_mode",
 ]
 
@@ -194,6 +195,20 @@ def is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
     )
+
+
+def positional_only(fn: Callable[..., Any]) -> bool:
+    """Whether no argument can reach `fn` by keyword, so a wrapper needs no `**kwargs`.
+
+    The signature read is `fn`'s own, not the one `functools.wraps` copied from
+    what it wraps: a wrapper may accept keywords that its wrapped function does not.
+    Anything without a readable signature counts as taking keywords.
+    """
+    try:
+        parameters = inspect.signature(fn, follow_wrapped=False).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in parameters)
 
 
 def monotonic_of(clock: Clock) -> Callable[[], float]:

@@ -161,8 +161,10 @@ class RateLimiter:
 
         def acquire(key: str = "", cost: float = 1.0) -> bool:
             """Count `cost` calls for `key` if the sliding window has room; never waits."""
+            # An entry is [end of its current window, previous count, current count], in
+            # periods. Keeping the end rather than the start spares a decision the floor
+            # division and a subtraction: the previous window's weight is `end - position`.
             position = mono() / period
-            epoch = position // 1.0
             try:
                 take()
             except IndexError:
@@ -172,13 +174,14 @@ class RateLimiter:
                 if entry is None:
                     if len(state) >= max_keys:
                         del state[next(iter(state))]
-                    state[key] = entry = [epoch, 0.0, 0.0]
-                elif entry[0] != epoch:
-                    entry[1] = entry[2] if entry[0] == epoch - 1.0 else 0.0
+                    state[key] = entry = [position // 1.0 + 1.0, 0.0, 0.0]
+                elif position >= entry[0]:
+                    end = position // 1.0 + 1.0
+                    entry[1] = entry[2] if entry[0] == end - 1.0 else 0.0
                     entry[2] = 0.0
-                    entry[0] = epoch
+                    entry[0] = end
                 current = entry[2] + cost
-                if entry[1] * (1.0 - (position - epoch)) + current <= limit:
+                if entry[1] * (entry[0] - position) + current <= limit:
                     entry[2] = current
                     return True
                 return False
@@ -215,7 +218,7 @@ class RateLimiter:
             entry = self._state.get(key)
             if entry is None:
                 return 0.0
-            return max(0.0, (entry[0] + 1.0) * self.period - now)
+            return max(0.0, entry[0] * self.period - now)
 
     @contextlib.contextmanager
     def _held(self) -> Iterator[None]:

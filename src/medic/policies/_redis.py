@@ -117,24 +117,26 @@ return {1, state, gen, 0, ''}
 
 # The token bucket as GCRA: one number per key (the theoretical arrival time of the
 # next call, in whole microseconds), so a decision is one GET and, when admitted, one
-# SET. The caller passes its clock (ARGV[2]) and the cost (ARGV[1]): a TIME call would
-# cost as much as the GET. The expiry is set only when the arrival time enters a new
-# second (SET … PXAT the second after next); otherwise KEEPTTL keeps it, since an
-# expiry set for an earlier arrival time in the same second is still late enough:
-# Redis rewrites every SET with PX or PXAT, which costs more than the rest of the script.
+# SET. The caller passes its clock (ARGV[1]) and the cost (ARGV[2], left out when 1): a
+# TIME call would cost as much as the GET, and every argument costs the server a string.
+# The expiry is set only when the arrival time enters a new second (SET … PXAT the
+# second after next); otherwise KEEPTTL keeps it, since an expiry set for an earlier
+# arrival time in the same second is still late enough: Redis rewrites every SET with
+# PX or PXAT, which costs more than the rest of the script. Values go to SET already
+# formatted as integers, cheaper for the server than converting a Lua number.
 _BUCKET_LUA = Template("""
-local now = tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 local old = tonumber(redis.call('GET', KEYS[1]))
 local tat = now
 if old and old > now then tat = old end
-tat = tat + ARGV[1] * $interval_us
+tat = tat + (ARGV[2] or 1) * $interval_us
 if tat - now > $tolerance_us then return math.ceil((tat - now - $tolerance_us) / 1000) end
 tat = math.floor(tat + 0.5)
 local second = math.floor(tat / 1000000)
 if old and math.floor(old / 1000000) == second then
-  redis.call('SET', KEYS[1], tat, 'KEEPTTL')
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'KEEPTTL')
 else
-  redis.call('SET', KEYS[1], tat, 'PXAT', (second + 2) * 1000)
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PXAT', string.format('%d', (second + 2) * 1000))
 end
 return 0
 """)
@@ -408,7 +410,11 @@ class SharedRateLimiter:
     def acquire(self, key: str = "", cost: float = 1.0) -> float:
         """One script call: 0.0 when admitted, else the seconds until it would be (sync client)."""
         try:
-            wait_ms = self._script(f"{self.prefix}:{key}", cost, time.time_ns() // 1000)
+            now_us = time.time_ns() // 1000
+            if cost == 1.0:
+                wait_ms = self._script(f"{self.prefix}:{key}", now_us)
+            else:
+                wait_ms = self._script(f"{self.prefix}:{key}", now_us, cost)
         except Exception as exc:
             raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
         return int(wait_ms) / 1000
@@ -416,7 +422,11 @@ class SharedRateLimiter:
     async def aacquire(self, key: str = "", cost: float = 1.0) -> float:
         """`acquire` with an asyncio Redis client."""
         try:
-            wait_ms = await self._script.acall(f"{self.prefix}:{key}", cost, time.time_ns() // 1000)
+            now_us = time.time_ns() // 1000
+            if cost == 1.0:
+                wait_ms = await self._script.acall(f"{self.prefix}:{key}", now_us)
+            else:
+                wait_ms = await self._script.acall(f"{self.prefix}:{key}", now_us, cost)
         except Exception as exc:
             raise SharedStateUnavailable(f"limiter {self.name!r}: Redis failed: {exc}") from exc
         return int(wait_ms) / 1000
