@@ -15,7 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.cells import cell_len, set_cell_size
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -25,6 +28,7 @@ from medic.errors import InvalidInput
 from medic.tracker import Tracker, jsonable
 
 __all__ = [
+    "Grid",
     "actor_option",
     "ago",
     "clean",
@@ -117,3 +121,71 @@ def table(
     for row in rows:
         out.add_row(*(cell if isinstance(cell, Text) else clean(cell) for cell in row))
     return out
+
+
+class Grid:
+    """A list as a table drawn like Rich's, one line per row, cells cut to fit instead of wrapped.
+
+    Rich's `Table` measures, pads and wraps every cell as its own renderable, which
+    cost a 50-row `medic incidents list` several times the query behind it (issue 2
+    asks for p99 < 50 ms on a big store). A list is scanned row by row, so a cell cut
+    with an ellipsis reads as well as a wrapped one, and drawing the lines directly
+    costs a few milliseconds. Cells go through `clean`, so record text is shown,
+    never obeyed.
+    """
+
+    _MIN_WIDTH = 3
+
+    def __init__(
+        self,
+        title: str | None,
+        headers: Sequence[str],
+        rows: Iterable[Sequence[object]],
+    ) -> None:
+        self.title = title
+        self.headers = [clean(h).plain for h in headers]
+        self.rows = [[clean(cell).plain for cell in row] for row in rows]
+
+    def widths(self, max_width: int) -> list[int]:
+        """Each column as wide as its widest cell, the widest cut first until the line fits."""
+        widths = [cell_len(h) for h in self.headers]
+        for row in self.rows:
+            for i, cell in enumerate(row):
+                widths[i] = max(widths[i], cell_len(cell))
+        excess = sum(widths) + 3 * len(widths) + 1 - max_width
+        while excess > 0:
+            widest = max(range(len(widths)), key=widths.__getitem__)
+            if widths[widest] <= self._MIN_WIDTH:
+                break  # too narrow for any table: the terminal wraps the lines
+            runner_up = max((w for i, w in enumerate(widths) if i != widest), default=0)
+            cut = min(excess, widths[widest] - max(runner_up, self._MIN_WIDTH)) or 1
+            widths[widest] -= cut
+            excess -= cut
+        return widths
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        widths = self.widths(options.max_width)
+        line = Segment.line()
+
+        def bar(left: str, fill: str, mid: str, end: str) -> list[Segment]:
+            return [Segment(left + mid.join(fill * (w + 2) for w in widths) + end), line]
+
+        def cells(values: Sequence[str], edge: str, style: Style | None = None) -> list[Segment]:
+            fitted = []
+            for value, width in zip(values, widths, strict=True):
+                size = cell_len(value)
+                if size > width:
+                    fitted.append(set_cell_size(value, width - 1) + "…")
+                else:
+                    fitted.append(value + " " * (width - size))
+            return [Segment(f"{edge} " + f" {edge} ".join(fitted) + f" {edge}", style), line]
+
+        if self.title:
+            yield Segment(self.title, console.get_style("table.title"))
+            yield line
+        yield from bar("┏", "━", "┳", "┓")
+        yield from cells(self.headers, "┃", console.get_style("table.header"))
+        yield from bar("┡", "━", "╇", "┩")
+        for row in self.rows:
+            yield from cells(row, "│")
+        yield from bar("└", "─", "┴", "┘")
