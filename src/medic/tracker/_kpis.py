@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +37,14 @@ from sqlalchemy import Connection, text
 from medic.taxonomy import Severity
 from medic.tracker._model import SeverityPolicy
 
-__all__ = ["IncidentTimes", "KpiReport", "Stat", "compute_kpis", "load_incident_times"]
+__all__ = [
+    "IncidentTimes",
+    "KpiReport",
+    "Stat",
+    "compute_kpis",
+    "load_incident_times",
+    "quantile_at",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +70,18 @@ class Stat:
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default, PostgreSQL's percentile_cont)."""
-    pos = (len(ordered) - 1) * q
+    return quantile_at(ordered.__getitem__, len(ordered), q)
+
+
+def quantile_at(value_at: Callable[[int], float], n: int, q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default, PostgreSQL's percentile_cont).
+
+    Reads only ranks floor((n - 1) q) and the next one, so the SQL path can fetch just those.
+    """
+    pos = (n - 1) * q
     lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    hi = min(lo + 1, n - 1)
+    return value_at(lo) + (value_at(hi) - value_at(lo)) * (pos - lo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +145,8 @@ LEFT JOIN (
     SELECT incident_id, min(started_at) AS first_started
     FROM recovery_attempts GROUP BY incident_id
 ) r ON r.incident_id = i.id
-WHERE i.triggered_at >= :since AND i.triggered_at < :until
+WHERE i.triggered_at >= :since AND i.triggered_at < :until{service}
+ORDER BY i.id
 """
 
 
@@ -139,7 +154,7 @@ def load_incident_times(
     conn: Connection, *, since: float, until: float, service: str | None
 ) -> list[IncidentTimes]:
     """The incidents triggered in [since, until), narrowly: one row of plain values each."""
-    sql = _SELECT + (" AND i.service = :service" if service else "")
+    sql = _SELECT.format(service=" AND i.service = :service" if service else "")
     params: dict[str, Any] = {"since": since, "until": until}
     if service:
         params["service"] = service
