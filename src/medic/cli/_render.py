@@ -1,7 +1,7 @@
 """What the tracker commands share: opening the store, durations, JSON and Rich tables.
 
-Every string that came from the record is put in a table as `rich.text.Text`,
-never as markup, so a message holding ``[bold]`` or an escape sequence prints as
+Every string that came from the record is put in a table as `rich.text.Text` or
+a plain `Segment`, never as markup, so a message holding ``[bold]`` or an escape sequence prints as
 written instead of restyling the terminal.
 """
 
@@ -90,10 +90,14 @@ def parse_duration(value: str, what: str) -> timedelta:
 
 def clean(value: object, limit: int = 200) -> Text:
     """Record text for a terminal cell: control characters shown, not obeyed; one line."""
+    return Text(_one_line(value, limit))
+
+
+def _one_line(value: object, limit: int = 200) -> str:
     text = _CONTROL.sub("�", str(value)).replace("\n", " ⏎ ").replace("\t", " ")
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return Text(text)
+    return text
 
 
 def when(moment: datetime | None) -> str:
@@ -134,8 +138,6 @@ class Grid:
     never obeyed.
     """
 
-    _MIN_WIDTH = 3
-
     def __init__(
         self,
         title: str | None,
@@ -143,24 +145,28 @@ class Grid:
         rows: Iterable[Sequence[object]],
     ) -> None:
         self.title = title
-        self.headers = [clean(h).plain for h in headers]
-        self.rows = [[clean(cell).plain for cell in row] for row in rows]
+        self.headers = [_one_line(h) for h in headers]
+        self.rows = [[_one_line(cell) for cell in row] for row in rows]
 
     def widths(self, max_width: int) -> list[int]:
-        """Each column as wide as its widest cell, the widest cut first until the line fits."""
+        """Each column as wide as its widest cell; to fit, the widest is cut first.
+
+        Columns keep their header's width (at least 8) while another can give; only a
+        terminal too narrow for that cuts them further, down to 3.
+        """
         widths = [cell_len(h) for h in self.headers]
         for row in self.rows:
             for i, cell in enumerate(row):
                 widths[i] = max(widths[i], cell_len(cell))
         excess = sum(widths) + 3 * len(widths) + 1 - max_width
-        while excess > 0:
-            widest = max(range(len(widths)), key=widths.__getitem__)
-            if widths[widest] <= self._MIN_WIDTH:
-                break  # too narrow for any table: the terminal wraps the lines
-            runner_up = max((w for i, w in enumerate(widths) if i != widest), default=0)
-            cut = min(excess, widths[widest] - max(runner_up, self._MIN_WIDTH)) or 1
-            widths[widest] -= cut
-            excess -= cut
+        for floors in ([max(cell_len(h), 8) for h in self.headers], [3] * len(widths)):
+            while excess > 0:
+                above = [i for i, w in enumerate(widths) if w > floors[i]]
+                if not above:
+                    break
+                widest = max(above, key=widths.__getitem__)
+                widths[widest] -= 1
+                excess -= 1
         return widths
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
