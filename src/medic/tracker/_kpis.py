@@ -21,6 +21,9 @@ A acknowledged, M mitigated, R resolved, C closed):
 Cancelled, merged and `exclude_from_metrics` incidents count only toward the
 false-positive rate. The state columns these read are projections of the
 append-only timeline, written in the same transaction as their entry.
+
+`compute_kpis` is the definition, one plain Python pass; `Tracker.kpis` asks the
+database for the same numbers (`_kpi_sql`), and a property test holds the two equal.
 """
 
 from __future__ import annotations
@@ -175,7 +178,7 @@ def compute_kpis(
     policies: Mapping[Severity, SeverityPolicy],
     now: float,
 ) -> KpiReport:
-    """Every KPI from the incidents' times; a pure function, so it can be checked against SQL."""
+    """Every KPI from the incidents' times: the definition `_kpi_sql.sql_kpis` is checked against."""
     all_incidents = list(incidents)
     ended = [i for i in all_incidents if i.status in ("resolved", "closed", "cancelled")]
     false_pos = [
