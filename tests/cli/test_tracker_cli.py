@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from rich.cells import cell_len
 
 from medic.cli._main import _register, cli
 from medic.tracker import HEAD_REVISION
@@ -299,6 +300,25 @@ def test_hostile_text_prints_literally(medic: Medic) -> None:
     out = medic("issues", "list").stdout
     assert "[bold red]pwned[/]" in out
     assert "\x1b[2J" not in out
+
+
+def test_incidents_list_is_one_line_per_incident_cut_to_the_width(tmp_path: Path) -> None:
+    """Long, wide-character and hostile titles: one line each, cut to the width, never obeyed."""
+    store = str(tmp_path / "store.db")
+    medic = Medic(store)
+    title = "[bold red]pwned[/] \x1b[2J " + "very long message " * 20
+    medic("signal", "--service", "web", "--message", title, "--dedup-key", "a")
+    medic("signal", "--service", "宽字符服务", "--message", "短", "--dedup-key", "b")
+    for columns in (160, 60):
+        runner = CliRunner(env={"COLUMNS": str(columns), "MEDIC_STORE": None})
+        out = runner.invoke(cli, ["--store", store, "incidents", "list"]).stdout
+        assert "\x1b[2J" not in out
+        table = [line for line in out.splitlines() if line[:1] in "┏┃┡│└"]
+        assert [line[:1] for line in table] == ["┏", "┃", "┡", "│", "│", "└"]
+        assert {cell_len(line) for line in table} <= set(range(columns + 1))
+        if columns == 160:
+            assert "[bold red]pwned[/]" in table[4]
+            assert "very long message …" in table[4]
 
 
 def test_report_writes_markdown_and_html(medic: Medic, tmp_path: Path) -> None:

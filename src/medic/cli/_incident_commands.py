@@ -10,6 +10,7 @@ from rich.text import Text
 
 from medic.cli._main import cli
 from medic.cli._render import (
+    Grid,
     actor_option,
     ago,
     clean,
@@ -89,7 +90,7 @@ _OPEN = {"triggered", "acknowledged", "mitigated"}
 
 def print_incidents(items: list[IncidentView], title: str = "Incidents") -> None:
     console().print(
-        table(
+        Grid(
             title,
             ["ID", "Sev", "Status", "Service", "Title", "Triggered", "Lasted", "Resolved by", "L"],
             [

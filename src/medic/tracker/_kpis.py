@@ -21,13 +21,16 @@ A acknowledged, M mitigated, R resolved, C closed):
 Cancelled, merged and `exclude_from_metrics` incidents count only toward the
 false-positive rate. The state columns these read are projections of the
 append-only timeline, written in the same transaction as their entry.
+
+`compute_kpis` is the definition, one plain Python pass; `Tracker.kpis` asks the
+database for the same numbers (`_kpi_sql`), and a property test holds the two equal.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +40,14 @@ from sqlalchemy import Connection, text
 from medic.taxonomy import Severity
 from medic.tracker._model import SeverityPolicy
 
-__all__ = ["IncidentTimes", "KpiReport", "Stat", "compute_kpis", "load_incident_times"]
+__all__ = [
+    "IncidentTimes",
+    "KpiReport",
+    "Stat",
+    "compute_kpis",
+    "load_incident_times",
+    "quantile_at",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +73,18 @@ class Stat:
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default, PostgreSQL's percentile_cont)."""
-    pos = (len(ordered) - 1) * q
+    return quantile_at(ordered.__getitem__, len(ordered), q)
+
+
+def quantile_at(value_at: Callable[[int], float], n: int, q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default, PostgreSQL's percentile_cont).
+
+    Reads only ranks floor((n - 1) q) and the next one, so the SQL path can fetch just those.
+    """
+    pos = (n - 1) * q
     lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    hi = min(lo + 1, n - 1)
+    return value_at(lo) + (value_at(hi) - value_at(lo)) * (pos - lo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +148,8 @@ LEFT JOIN (
     SELECT incident_id, min(started_at) AS first_started
     FROM recovery_attempts GROUP BY incident_id
 ) r ON r.incident_id = i.id
-WHERE i.triggered_at >= :since AND i.triggered_at < :until
+WHERE i.triggered_at >= :since AND i.triggered_at < :until{service}
+ORDER BY i.id
 """
 
 
@@ -139,7 +157,7 @@ def load_incident_times(
     conn: Connection, *, since: float, until: float, service: str | None
 ) -> list[IncidentTimes]:
     """The incidents triggered in [since, until), narrowly: one row of plain values each."""
-    sql = _SELECT + (" AND i.service = :service" if service else "")
+    sql = _SELECT.format(service=" AND i.service = :service" if service else "")
     params: dict[str, Any] = {"since": since, "until": until}
     if service:
         params["service"] = service
@@ -160,7 +178,7 @@ def compute_kpis(
     policies: Mapping[Severity, SeverityPolicy],
     now: float,
 ) -> KpiReport:
-    """Every KPI from the incidents' times; a pure function, so it can be checked against SQL."""
+    """Every KPI from the incidents' times: the definition `_kpi_sql.sql_kpis` is checked against."""
     all_incidents = list(incidents)
     ended = [i for i in all_incidents if i.status in ("resolved", "closed", "cancelled")]
     false_pos = [

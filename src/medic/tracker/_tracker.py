@@ -22,7 +22,8 @@ from medic.taxonomy import GroupingRule, Severity
 from medic.tracker import _queries as q
 from medic.tracker import _tables as t
 from medic.tracker._engine import Database, translate
-from medic.tracker._kpis import KpiReport, compute_kpis, load_incident_times
+from medic.tracker._kpi_sql import sql_kpis
+from medic.tracker._kpis import KpiReport
 from medic.tracker._model import (
     DEFAULT_SEVERITY_POLICIES,
     OPEN_INCIDENT_STATES,
@@ -1013,15 +1014,14 @@ class Tracker:
         if since_ts >= until_ts:
             raise InvalidInput("kpis: the window is empty (since must be before until)")
         with self._read() as conn:
-            rows = load_incident_times(conn, since=since_ts, until=until_ts, service=service)
-        return compute_kpis(
-            rows,
-            since=since_ts,
-            until=until_ts,
-            service=service,
-            policies=self.severity_policies,
-            now=now,
-        )
+            return sql_kpis(
+                conn,
+                since=since_ts,
+                until=until_ts,
+                service=service,
+                policies=self.severity_policies,
+                now=now,
+            )
 
     def counts(self) -> dict[str, int]:
         """How many rows each table holds: a cheap health view of the store."""
