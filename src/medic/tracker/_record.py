@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -54,6 +55,10 @@ from medic.tracker._model import (
     TimelineKind,
 )
 from medic.tracker._views import RecordResult
+
+# The write transaction: the bare sqlite3 connection on SQLite (see
+# `Database.write_sqlite`), a SQLAlchemy connection on PostgreSQL.
+Conn = Connection | sqlite3.Connection
 
 __all__ = ["MAX_MESSAGE", "Recorder", "clean_text", "dumps", "epoch"]
 
@@ -243,7 +248,7 @@ class Recorder:
         return out
 
     def write(
-        self, conn: Connection, batch: list[_Prepared], now: float
+        self, conn: Conn, batch: list[_Prepared], now: float
     ) -> tuple[list[RecordResult], list[tuple[int, int]]]:
         """Apply the batch; returns the results and the incident↔issue links it stored."""
         seen = self._already_stored(conn, batch)
@@ -255,7 +260,7 @@ class Recorder:
         # Per signal: (index of its new row in `events`, or -1 for a duplicate;
         # issue id; incident id; stored event id of a duplicate; new issue; new incident).
         placed: list[tuple[int, int | None, int | None, int | None, bool, bool]] = []
-        absent = 0 if conn.dialect.name == "sqlite" else None
+        absent = 0 if isinstance(conn, sqlite3.Connection) else None
         for p in batch:
             ext = p.external_id
             if ext is not None:
@@ -316,7 +321,7 @@ class Recorder:
     # -- idempotency -----------------------------------------------------------------
 
     def _already_stored(
-        self, conn: Connection, batch: list[_Prepared]
+        self, conn: Conn, batch: list[_Prepared]
     ) -> dict[tuple[str, str], tuple[int | None, int | None, int | None]]:
         """(source, external id) → (issue, incident, event) of the signals already stored.
 
@@ -332,25 +337,31 @@ class Recorder:
                 ids.add(p.external_id)
         found: dict[tuple[str, str], tuple[int | None, int | None, int | None]] = {}
         for source, ids in wanted.items():
-            for r in _select_in(conn, _Q_STORED_SQLITE, _Q_STORED_PG, (source,), list(ids)):
+            if isinstance(conn, sqlite3.Connection):
+                rows = _sqlite_in(conn, _Q_STORED_SQLITE, (source,), list(ids))
+            else:
+                rows = list(conn.execute(_Q_STORED_PG, {"source": source, "values": list(ids)}))
+            for r in rows:
                 found[(source, r[0])] = (r[1], r[2], r[3])
         return found
 
     # -- issues ------------------------------------------------------------------------
 
-    def _load_issues(self, conn: Connection, batch: list[_Prepared]) -> dict[str, _Issue]:
+    def _load_issues(self, conn: Conn, batch: list[_Prepared]) -> dict[str, _Issue]:
         hashes = {p.grouping.hash for p in batch if p.grouping is not None}
         if not hashes:
             return {}
         if len(hashes) == 1:
             rows = _run(conn, _Q_ISSUE, {"version": GROUPING_VERSION, "hash": next(iter(hashes))})
+        elif isinstance(conn, sqlite3.Connection):
+            rows = _sqlite_in(conn, _Q_ISSUES_SQLITE, (GROUPING_VERSION,), list(hashes))
         else:
             rows = conn.execute(_Q_ISSUES, {"version": GROUPING_VERSION, "hashes": list(hashes)})
         return {r[0]: _Issue(*r[1:]) for r in rows}
 
     def _issue_for(
         self,
-        conn: Connection,
+        conn: Conn,
         p: _Prepared,
         issues: dict[str, _Issue],
         timeline: list[dict[str, Any]],
@@ -389,7 +400,7 @@ class Recorder:
             known.substatus = IssueSubstatus.ONGOING
         return known.id, False
 
-    def _create_issue(self, conn: Connection, p: _Prepared, grouping: Grouping) -> _Issue:
+    def _create_issue(self, conn: Conn, p: _Prepared, grouping: Grouping) -> _Issue:
         s = p.signal
         exc = s.exception
         if exc is not None:
@@ -448,7 +459,7 @@ class Recorder:
             issue_id, "unresolved", "new", p.severity, 1, p.occurred, p.occurred, s.release
         )
 
-    def _flush_issues(self, conn: Connection, issues: Iterable[_Issue]) -> None:
+    def _flush_issues(self, conn: Conn, issues: Iterable[_Issue]) -> None:
         rows = [
             {
                 "b_id": x.id,
@@ -468,19 +479,19 @@ class Recorder:
 
     # -- incidents ---------------------------------------------------------------------
 
-    def _load_open_incidents(
-        self, conn: Connection, batch: list[_Prepared]
-    ) -> dict[str, _Incident]:
+    def _load_open_incidents(self, conn: Conn, batch: list[_Prepared]) -> dict[str, _Incident]:
         keys = {p.key for p in batch}
         if len(keys) == 1:
             rows = _run(conn, _Q_OPEN_ONE, {"key": next(iter(keys))})
+        elif isinstance(conn, sqlite3.Connection):
+            rows = _sqlite_in(conn, _Q_OPEN_SQLITE, (), list(keys))
         else:
             rows = conn.execute(_Q_OPEN, {"keys": list(keys)})
         return {r[1]: _Incident(*r) for r in rows}
 
     def _incident_for(
         self,
-        conn: Connection,
+        conn: Conn,
         p: _Prepared,
         issue_id: int | None,
         incidents: dict[str, _Incident],
@@ -555,7 +566,7 @@ class Recorder:
 
     def _create_incident(
         self,
-        conn: Connection,
+        conn: Conn,
         p: _Prepared,
         now: float,
         incidents: dict[str, _Incident],
@@ -602,13 +613,11 @@ class Recorder:
             incident_id, p.key, "triggered", p.severity, p.occurred, None, None, None, 1, p.detected
         )
 
-    def _last_closed(self, conn: Connection, key: str) -> list[int]:
+    def _last_closed(self, conn: Conn, key: str) -> list[int]:
         row = _run(conn, _Q_LAST, {"key": key}).fetchone()
         return [int(row[0])] if row else []
 
-    def _flush_incidents(
-        self, conn: Connection, incidents: list[_Incident]
-    ) -> list[tuple[int, int]]:
+    def _flush_incidents(self, conn: Conn, incidents: list[_Incident]) -> list[tuple[int, int]]:
         rows = []
         links: list[dict[str, int]] = []
         for inc in incidents:
@@ -636,7 +645,8 @@ class Recorder:
         if rows:
             _run_many(conn, _U_INCIDENT, rows)
         if links:
-            _run_many(conn, _I_LINK_SQLITE if conn.dialect.name == "sqlite" else _I_LINK_PG, links)
+            sqlite = isinstance(conn, sqlite3.Connection)
+            _run_many(conn, _I_LINK_SQLITE if sqlite else _I_LINK_PG, links)
         return [(x["incident_id"], x["issue_id"]) for x in links]
 
     def remember(self, links: list[tuple[int, int]]) -> None:
@@ -647,10 +657,10 @@ class Recorder:
 
     # -- events --------------------------------------------------------------------------
 
-    def _insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+    def _insert_events(self, conn: Conn, rows: list[tuple[Any, ...]]) -> list[int]:
         if not rows:
             return []
-        if conn.dialect.name == "sqlite":
+        if isinstance(conn, sqlite3.Connection):
             if len(rows) == 1:
                 return [int(_sqlite_call(conn, _EVENT_INSERT, rows[0]).lastrowid or 0)]
             # One executemany straight into the driver: SQLite cannot batch RETURNING, and
@@ -673,7 +683,7 @@ _Q_STORED_SQLITE = (
     "SELECT external_id, issue_id, incident_id, id FROM events WHERE source = ? AND external_id IN"
 )
 _Q_STORED_PG = select(_e.external_id, _e.issue_id, _e.incident_id, _e.id).where(
-    _e.source == bindparam("fixed_0"),
+    _e.source == bindparam("source"),
     _e.external_id == any_(bindparam("values", type_=ARRAY(String))),
 )
 _ISSUES_BASE = (
@@ -767,81 +777,68 @@ _U_INCIDENT = (
 )
 
 
-# On SQLite the hot statements run on the sqlite3 cursor of the transaction's own
-# connection, compiled once: SQLAlchemy's per-execution work costs several times what
-# SQLite spends on these one-row queries, and one committed record() runs six of them.
-# Other dialects use SQLAlchemy as usual.
+# On SQLite every statement runs on the bare sqlite3 connection of the transaction,
+# compiled once: SQLAlchemy's per-execution work costs several times what SQLite
+# spends on these one-row queries, and one committed record() runs six of them.
+# PostgreSQL uses SQLAlchemy as usual.
+_SQLITE = sqlite_dialect()
 _COMPILED: dict[int, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
 
-def _sqlite_sql(conn: Connection, stmt: Executable) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+def _sqlite_sql(stmt: Executable) -> tuple[str, tuple[str, ...], dict[str, Any]]:
     found = _COMPILED.get(id(stmt))
     if found is None:
-        compiled = cast(SQLCompiler, cast(ClauseElement, stmt).compile(dialect=conn.dialect))
+        compiled = cast(SQLCompiler, cast(ClauseElement, stmt).compile(dialect=_SQLITE))
         found = (str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
         _COMPILED[id(stmt)] = found
     return found
 
 
-def _raw_cursor(conn: Connection) -> sqlite3.Cursor:
-    """A cursor on the transaction's own sqlite3 connection (inside its BEGIN IMMEDIATE)."""
-    raw = conn.connection.driver_connection
-    if not isinstance(raw, sqlite3.Connection):
-        raise MedicInternalError("the SQLite store has no sqlite3 connection")
-    return raw.cursor()
-
-
-def _sqlite_call(conn: Connection, sql: str, args: Any, *, many: bool = False) -> sqlite3.Cursor:
-    cursor = _raw_cursor(conn)
+def _sqlite_call(
+    conn: sqlite3.Connection, sql: str, args: Any, *, many: bool = False
+) -> sqlite3.Cursor:
     try:
         if many:
-            cursor.executemany(sql, args)
-        else:
-            cursor.execute(sql, args)
+            return conn.executemany(sql, args)
+        return conn.execute(sql, args)
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"store write failed: {exc}") from exc
-    return cursor
 
 
-def _select_in(
-    conn: Connection,
-    sqlite_sql: str,
-    pg_stmt: Executable,
-    fixed: tuple[Any, ...],
-    values: list[Any],
+def _sqlite_in(
+    conn: sqlite3.Connection, sql: str, fixed: tuple[Any, ...], values: list[Any]
 ) -> list[Any]:
-    """Rows of a query ending in `IN (values)`, without per-call statement compilation.
+    """Rows of a query ending in `IN`, given the statement text up to there.
 
-    SQLite gets the statement text with one placeholder per value, in chunks well
-    below its bound-variable limit; PostgreSQL binds the values as one array.
+    The text gets one placeholder per value, in chunks well below SQLite's
+    bound-variable limit, so no statement is compiled per call.
     """
-    if conn.dialect.name != "sqlite":
-        params = {f"fixed_{i}": v for i, v in enumerate(fixed)}
-        params["values"] = values
-        return list(conn.execute(pg_stmt, params))
     out: list[Any] = []
     for i in range(0, len(values), _IN_CHUNK):
         chunk = values[i : i + _IN_CHUNK]
         marks = _MARKS.get(len(chunk))
         if marks is None:
             marks = _MARKS[len(chunk)] = f" ({', '.join('?' * len(chunk))})"
-        out.extend(_sqlite_call(conn, sqlite_sql + marks, (*fixed, *chunk)).fetchall())
+        out.extend(_sqlite_call(conn, sql + marks, (*fixed, *chunk)).fetchall())
     return out
 
 
 _IN_CHUNK = 500
 _MARKS: dict[int, str] = {}
+# SQLite's IN queries: the statement text up to `IN`, for `_sqlite_in`.
+_Q_ISSUES_SQLITE = _sqlite_sql(_ISSUES_BASE)[0] + " AND issue_hashes.hash IN"
+_Q_OPEN_SQLITE = _sqlite_sql(_OPEN_BASE)[0] + " AND incidents.dedup_key IN"
 
 
-def _run(conn: Connection, stmt: Executable, params: dict[str, Any]) -> Any:
+def _run(conn: Conn, stmt: Executable, params: dict[str, Any]) -> Any:
     """Execute one prebuilt statement; returns something with fetchone() and iteration."""
-    if conn.dialect.name != "sqlite":
+    if not isinstance(conn, sqlite3.Connection):
         return conn.execute(stmt, params)
-    sql, order, defaults = _sqlite_sql(conn, stmt)
+    sql, order, defaults = _sqlite_sql(stmt)
     return _sqlite_call(conn, sql, tuple(params[k] if k in params else defaults[k] for k in order))
 
 
-def _insert_returning_id(conn: Connection, stmt: Executable, params: dict[str, Any]) -> int:
+def _insert_returning_id(conn: Conn, stmt: Executable, params: dict[str, Any]) -> int:
     """Insert one row and return its new id (RETURNING works on SQLite ≥ 3.35 and PostgreSQL)."""
     row = _run(conn, stmt, params).fetchone()
     if row is None:
@@ -849,11 +846,11 @@ def _insert_returning_id(conn: Connection, stmt: Executable, params: dict[str, A
     return int(row[0])
 
 
-def _run_many(conn: Connection, stmt: Executable, rows: list[dict[str, Any]]) -> None:
-    if conn.dialect.name != "sqlite":
+def _run_many(conn: Conn, stmt: Executable, rows: list[dict[str, Any]]) -> None:
+    if not isinstance(conn, sqlite3.Connection):
         conn.execute(stmt, rows)
         return
-    sql, order, defaults = _sqlite_sql(conn, stmt)
+    sql, order, defaults = _sqlite_sql(stmt)
     args = [tuple(row[k] if k in row else defaults[k] for k in order) for row in rows]
     _sqlite_call(conn, sql, args, many=True)
 
