@@ -156,6 +156,7 @@ class _Incident:
     resolution_reason: str | None = None
     new_links: set[int] = field(default_factory=set)
     touched: bool = False
+    moved: bool = False  # its status changed: the flush rewrites the indexed columns too
 
     def saw(self, p: _Prepared, issue_id: int | None) -> None:
         """Count one more trigger of this open incident, no more severe than it already is."""
@@ -540,6 +541,7 @@ class Recorder:
             return inc, False  # a repeated or out-of-order report changes nothing
         at = p.detected
         inc.touched = True
+        inc.moved = True
         old = inc.status
         inc.status = target.value
         if target is IncidentStatus.ACKNOWLEDGED:
@@ -619,12 +621,24 @@ class Recorder:
 
     def _flush_incidents(self, conn: Conn, incidents: list[_Incident]) -> list[tuple[int, int]]:
         rows = []
+        counted = []
         links: list[dict[str, int]] = []
         for inc in incidents:
             for issue_id in inc.new_links:
                 if (inc.id, issue_id) not in self._links:
                     links.append({"incident_id": inc.id, "issue_id": issue_id})
             if not inc.touched:
+                continue
+            if not inc.moved:
+                counted.append(
+                    {
+                        "b_id": inc.id,
+                        "b_severity": inc.severity,
+                        "b_impact": inc.impact_started_at,
+                        "b_count": inc.signal_count,
+                        "b_last": inc.last_signal_at,
+                    }
+                )
                 continue
             rows.append(
                 {
@@ -642,6 +656,8 @@ class Recorder:
                     "b_rreason": inc.resolution_reason,
                 }
             )
+        if counted:
+            _run_many(conn, _U_INCIDENT_COUNTED, counted)
         if rows:
             _run_many(conn, _U_INCIDENT, rows)
         if links:
@@ -755,6 +771,19 @@ _U_ISSUE = (
         first_seen=bindparam("b_first_seen"),
         last_seen=bindparam("b_last_seen"),
         last_release=bindparam("b_last_release"),
+    )
+)
+# An incident that only counted more triggers: no indexed column changes, so naming
+# none keeps SQLite from rewriting the status and open-key index entries (two of the
+# ten pages one recorded signal writes).
+_U_INCIDENT_COUNTED = (
+    update(t.incidents)
+    .where(_c.id == bindparam("b_id"))
+    .values(
+        severity=bindparam("b_severity"),
+        impact_started_at=bindparam("b_impact"),
+        signal_count=bindparam("b_count"),
+        last_signal_at=bindparam("b_last"),
     )
 )
 _U_CLOSE = update(t.incidents).where(_c.id == bindparam("b_id")).values(is_open=False)
