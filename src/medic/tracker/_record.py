@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -42,7 +42,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from medic.errors import InvalidInput, MedicInternalError, StoreUnavailable
-from medic.events import Action, ExceptionInfo, Signal
+from medic.events import Action, ExceptionInfo, Frame, Signal
 from medic.taxonomy import GROUPING_VERSION, Grouper, Grouping, GroupingRule, Severity
 from medic.tracker import _tables as t
 from medic.tracker._model import (
@@ -978,22 +978,44 @@ def _event_row(
 
 
 def _exception_json(exc: ExceptionInfo) -> str:
-    return dumps(
+    """`dumps` of the exception, with the JSON of its frames remembered (bounded).
+
+    One failure repeats one stack: encoding the frames is most of the work and
+    the same answer every time. The text is exactly what `dumps` gives.
+    """
+    kind, value, frames = exc.type, exc.value, exc.frames
+    if type(kind) is str and type(value) is str:
+        try:
+            encoded = _FRAMES_JSON.get(frames)
+        except TypeError:  # a frame holding something unhashable: no shortcut
+            encoded = None
+        else:
+            if encoded is None:
+                encoded = dumps(_frames(frames))
+                if len(_FRAMES_JSON) >= 256:
+                    _FRAMES_JSON.clear()
+                _FRAMES_JSON[frames] = encoded
+        if encoded is not None:
+            return f'{{"type":{_STR(kind)},"value":{_STR(value)},"frames":{encoded}}}'
+    return dumps({"type": kind, "value": value, "frames": _frames(frames)})
+
+
+def _frames(frames: Iterable[Frame]) -> list[dict[str, Any]]:
+    return [
         {
-            "type": exc.type,
-            "value": exc.value,
-            "frames": [
-                {
-                    "function": f.function,
-                    "module": f.module,
-                    "filename": f.filename,
-                    "lineno": f.lineno,
-                    "in_app": f.in_app,
-                }
-                for f in exc.frames
-            ],
+            "function": f.function,
+            "module": f.module,
+            "filename": f.filename,
+            "lineno": f.lineno,
+            "in_app": f.in_app,
         }
-    )
+        for f in frames
+    ]
+
+
+_FRAMES_JSON: dict[Any, str] = {}
+# How the encoder writes a str when ensure_ascii is off (C-accelerated).
+_STR: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _timeline_row(
