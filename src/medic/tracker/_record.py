@@ -28,14 +28,12 @@ from sqlalchemy import (
     ClauseElement,
     Connection,
     Executable,
-    String,
-    any_,
     bindparam,
     insert,
     select,
+    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -739,9 +737,13 @@ _i, _c, _h, _e = t.issues.c, t.incidents.c, t.issue_hashes.c, t.events.c
 _Q_STORED_SQLITE = (
     "SELECT external_id, issue_id, incident_id, id FROM events WHERE source = ? AND external_id IN"
 )
-_Q_STORED_PG = select(_e.external_id, _e.issue_id, _e.incident_id, _e.id).where(
-    _e.source == bindparam("source"),
-    _e.external_id == any_(bindparam("values", type_=ARRAY(String))),
+# One index probe per wanted id, whatever the table's size: with `external_id = ANY(…)`
+# the planner scans a young events table whole, for every batch.
+_Q_STORED_PG = text(
+    "SELECT e.external_id, e.issue_id, e.incident_id, e.id"
+    " FROM unnest(CAST(:values AS varchar[])) AS wanted(external_id)"
+    " CROSS JOIN LATERAL (SELECT external_id, issue_id, incident_id, id FROM events"
+    " WHERE source = :source AND external_id = wanted.external_id LIMIT 1) AS e"
 )
 _ISSUES_BASE = (
     select(
