@@ -933,20 +933,26 @@ def _copy_events_pg(conn: Connection, rows: Iterable[tuple[Any, ...]], count: in
     A multi-row INSERT … RETURNING of 1,000 rows spends most of its time having the
     driver parse a fresh query text; COPY streams the rows instead.
     """
+    import psycopg  # already loaded: this is a PostgreSQL store
+
     raw = conn.connection.driver_connection
     if raw is None:
         raise MedicInternalError("the PostgreSQL connection has no driver connection")
-    with raw.cursor() as cursor:
-        # On the driver's cursor: SQLAlchemy's result wrapping of 1,000 one-column rows
-        # costs more than the query.
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, %s)",
-            (count,),
-        )
-        ids = [int(r[0]) for r in cursor.fetchall()]
-    with raw.cursor() as cursor, cursor.copy(_EVENT_COPY) as copy:
-        for event_id, row in zip(ids, rows, strict=True):
-            copy.write_row((event_id, *row))
+    try:
+        with raw.cursor() as cursor:
+            # On the driver's cursor: SQLAlchemy's result wrapping of 1,000 one-column
+            # rows costs more than the query.
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('events', 'id'))"
+                " FROM generate_series(1, %s)",
+                (count,),
+            )
+            ids = [int(r[0]) for r in cursor.fetchall()]
+        with raw.cursor() as cursor, cursor.copy(_EVENT_COPY) as copy:
+            for event_id, row in zip(ids, rows, strict=True):
+                copy.write_row((event_id, *row))
+    except psycopg.Error as exc:  # the driver's own: SQLAlchemy never saw these statements
+        raise StoreUnavailable(f"store write failed: {exc}") from exc
     return ids
 
 
