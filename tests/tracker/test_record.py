@@ -354,3 +354,94 @@ def test_new_issues_take_their_category_owner_and_response_time(tmp_path: Path) 
         3600,
     )
     assert (odd.category, odd.owner) == ("other", "oncall")
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "one-batch"])
+def test_counted_triggers_and_status_changes_mix_in_any_order(
+    tracker: Tracker, batched: bool
+) -> None:
+    """Triggers that only count and signals that move the incident land on one incident."""
+    key = "db-down"
+
+    def at(seconds: int) -> dict[str, datetime]:
+        moment = T0 + timedelta(seconds=seconds)
+        return {"occurred_at": moment, "detected_at": moment}
+
+    signals = [
+        Signal("api", "slow", dedup_key=key, severity=Severity.SEV3, **at(0)),
+        Signal("api", "slow", dedup_key=key, severity=Severity.SEV3, **at(1)),
+        Signal("api", "down", dedup_key=key, severity=Severity.SEV1, **at(2)),
+        Signal("api", "on it", dedup_key=key, action=Action.ACKNOWLEDGE, **at(3)),
+        Signal(
+            "api",
+            "slow",
+            dedup_key=key,
+            severity=Severity.SEV3,
+            occurred_at=T0 - timedelta(minutes=1),
+            detected_at=T0 + timedelta(seconds=4),
+        ),
+    ]
+    results = tracker.record_many(signals) if batched else [tracker.record(s) for s in signals]
+    incident = tracker.incident(results[0].incident_id)  # type: ignore[arg-type]
+    assert {r.incident_id for r in results} == {incident.id}
+    assert (incident.status, incident.severity, incident.signal_count) == (
+        "acknowledged",
+        Severity.SEV1,
+        4,
+    )
+    assert incident.impact_started_at == T0 - timedelta(minutes=1)
+    assert incident.acknowledged_at == T0 + timedelta(seconds=3)
+    assert tracker.open_incident(key).id == incident.id  # type: ignore[union-attr]
+    tracker.record(Signal("api", "fine", dedup_key=key, action=Action.RESOLVE, **at(5)))
+    assert tracker.open_incident(key) is None
+    again = tracker.record(Signal("api", "slow", dedup_key=key, **at(6)))
+    assert again.new_incident
+    assert again.incident_id != incident.id
+
+
+def test_exceptions_are_stored_as_given_when_stacks_repeat(tracker: Tracker) -> None:
+    """Each event keeps its own exception, also when many share one stack."""
+    import json
+
+    import sqlalchemy as sa
+
+    from medic.tracker._tables import events
+
+    stack = (
+        Frame("handle", "app.views", "app/views.py", 10),
+        Frame("get", 'lib"db', "C:\\lib\\db.py", None, False),
+    )
+    same_stack = tuple(Frame(f.function, f.module, f.filename, f.lineno, f.in_app) for f in stack)
+    exceptions = [
+        ExceptionInfo("KeyError", "'u1'", stack),
+        ExceptionInfo("KeyError", 'ключ "u2"\n\t\u2028', same_stack),
+        ExceptionInfo("OSError", "", stack[:1]),
+        ExceptionInfo("OSError", "no frames"),
+    ]
+    results = tracker.record_many(
+        [Signal("api", "boom", exception=exc) for exc in exceptions]
+        + [Signal("api", "boom again", exception=exceptions[1])]
+    )
+    with tracker.db.engine.connect() as conn:
+        stored = dict(
+            conn.execute(
+                sa.select(events.c.id, events.c.exception).where(
+                    events.c.id.in_([r.event_id for r in results])
+                )
+            ).all()
+        )
+    for result, exc in zip(results, [*exceptions, exceptions[1]], strict=True):
+        assert json.loads(stored[result.event_id]) == {
+            "type": exc.type,
+            "value": exc.value,
+            "frames": [
+                {
+                    "function": f.function,
+                    "module": f.module,
+                    "filename": f.filename,
+                    "lineno": f.lineno,
+                    "in_app": f.in_app,
+                }
+                for f in exc.frames
+            ],
+        }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
-from medic.errors import InvalidInput, StoreUnavailable
+from medic.errors import InvalidInput, MedicInternalError, StoreUnavailable
 
 __all__ = ["HEAD_REVISION", "Database", "normalize_url"]
 
@@ -99,6 +100,40 @@ class Database:
                 if self.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK_KEY})
                 yield conn
+
+    @contextlib.contextmanager
+    def write_sqlite(self) -> Iterator[sqlite3.Connection]:
+        """`write` on the bare sqlite3 connection, for the recording path of a SQLite store.
+
+        The same transaction (BEGIN IMMEDIATE … COMMIT on a pooled connection with the
+        same pragmas), without SQLAlchemy's Connection: its checkout, begin event and
+        commit cost more than a one-signal transaction spends in SQLite itself.
+        """
+        if self.dialect != "sqlite":
+            raise MedicInternalError(f"write_sqlite on a {self.dialect} store")
+        proxied = self.engine.raw_connection()
+        try:
+            raw = proxied.driver_connection
+            if not isinstance(raw, sqlite3.Connection):
+                raise MedicInternalError("the SQLite store has no sqlite3 connection")
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"store {self.display_url}: {exc}") from exc
+            try:
+                yield raw
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    raw.rollback()
+                raise
+            try:
+                raw.commit()
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    raw.rollback()
+                raise StoreUnavailable(f"store {self.display_url}: {exc}") from exc
+        finally:
+            proxied.close()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:

@@ -141,8 +141,12 @@ class Tracker:
         if not batch:
             return []
         try:
-            with self.db.write() as conn:
-                results, links = self._recorder.write(conn, batch, now)
+            if self.db.dialect == "sqlite":
+                with self.db.write_sqlite() as raw:
+                    results, links = self._recorder.write(raw, batch, now)
+            else:
+                with self.db.write() as conn:
+                    results, links = self._recorder.write(conn, batch, now)
         except SQLAlchemyError as exc:
             raise translate(exc, self.url) from exc
         self._recorder.remember(links)
