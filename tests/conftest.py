@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,5 +94,33 @@ def tracker(store_url: str) -> Iterator[Tracker]:
     t = Tracker(store_url)
     try:
         yield t
+        assert_event_links(t)
     finally:
         t.close()
+
+
+@pytest.fixture
+def event_links() -> Callable[[Tracker], None]:
+    """The event-link check, for tests that open their own trackers."""
+    return assert_event_links
+
+
+def assert_event_links(tracker: Tracker) -> None:
+    """Every event names an issue and an incident that exist.
+
+    The store has no foreign keys on events (they cost half of PostgreSQL's time per
+    batch), so this check, run after every test on the `tracker` fixture, holds the links.
+    """
+    import sqlalchemy as sa
+
+    with tracker.db.engine.connect() as conn:
+        dangling = conn.execute(
+            sa.text(
+                "SELECT e.id, e.issue_id, e.incident_id FROM events e "
+                "LEFT JOIN issues i ON i.id = e.issue_id "
+                "LEFT JOIN incidents n ON n.id = e.incident_id "
+                "WHERE (e.issue_id IS NOT NULL AND i.id IS NULL) "
+                "OR (e.incident_id IS NOT NULL AND n.id IS NULL) LIMIT 5"
+            )
+        ).all()
+    assert not dangling, f"events name issues or incidents that do not exist: {dangling}"

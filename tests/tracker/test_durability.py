@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def _external_ids(store: str, tag: str) -> list[str]:
 
 
 def test_two_processes_recording_into_one_sqlite_file_lose_and_double_nothing(
-    tmp_path: Path,
+    tmp_path: Path, event_links: Callable[[Tracker], None]
 ) -> None:
     """2 × 50,000 signals at once: all 100,000 present once, one open incident per key."""
     store = str(tmp_path / "medic.db")
@@ -61,6 +62,7 @@ def test_two_processes_recording_into_one_sqlite_file_lose_and_double_nothing(
             f"{s}-{t}" for s in ("web", "api", "worker", "db") for t in ("p1", "p2")
         )
         assert sum(i.times_seen for i in tracker.issues(limit=1000).items) == 100_000
+        event_links(tracker)
 
 
 def test_threads_sharing_one_tracker_record_everything(tmp_path: Path) -> None:

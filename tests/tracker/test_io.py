@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -68,13 +69,16 @@ def test_export_lists_every_row_type_in_replay_order(demo_text: str) -> None:
     assert isinstance(event["exception"]["frames"], list)
 
 
-def test_round_trip_into_an_empty_store_is_exact(demo_text: str, store_url: str) -> None:
+def test_round_trip_into_an_empty_store_is_exact(
+    demo_text: str, store_url: str, event_links: Callable[[Tracker], None]
+) -> None:
     """export → import into an empty SQLite or PostgreSQL store → export gives the same bytes."""
     with Tracker(store_url) as target:
         result = import_record(target, io.StringIO(demo_text))
         assert result.kept_ids
         assert sum(result.skipped.values()) == 0
         assert _export(target) == demo_text
+        event_links(target)
 
 
 def test_an_imported_store_keeps_recording_without_id_clashes(
@@ -101,7 +105,9 @@ def test_importing_the_same_file_twice_changes_nothing(demo_text: str, tmp_path:
         assert _export(target) == demo_text
 
 
-def test_import_into_a_store_with_other_rows_remaps_ids(demo_text: str, tmp_path: Path) -> None:
+def test_import_into_a_store_with_other_rows_remaps_ids(
+    demo_text: str, tmp_path: Path, event_links: Callable[[Tracker], None]
+) -> None:
     """Into a non-empty store new ids are given and every reference follows them."""
     with Tracker(str(tmp_path / "t.db"), clock=FakeClock(NOW)) as target:
         own = target.record(Signal("own", "local failure"))
@@ -118,6 +124,7 @@ def test_import_into_a_store_with_other_rows_remaps_ids(demo_text: str, tmp_path
                 assert incident.id in target.issue(issue_id).incident_ids
             assert target.postmortem(incident.id) is not None
         assert target.incident(own.incident_id).service == "own"  # type: ignore[arg-type]
+        event_links(target)  # remapped events follow their issues and incidents
 
 
 def _refused(target: Tracker, text: str | BinaryIO) -> ImportFailed:

@@ -39,7 +39,7 @@ from medic.errors import InvalidInput, MedicInternalError, StoreUnavailable
 __all__ = ["HEAD_REVISION", "Database", "normalize_url"]
 
 # The newest Alembic revision; tests check it matches migrations/versions.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 _WRITE_LOCK_KEY = 0x6D65646963  # "medic"
 
 
