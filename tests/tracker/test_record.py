@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medic.errors import InvalidInput
+from medic.errors import InvalidInput, StoreUnavailable
 from medic.events import Action, ExceptionInfo, Frame, Signal
 from medic.taxonomy import Kind, Severity
 from medic.tracker import IssueCategory, Tracker
@@ -445,3 +445,22 @@ def test_exceptions_are_stored_as_given_when_stacks_repeat(tracker: Tracker) -> 
                 for f in exc.frames
             ],
         }
+
+
+def test_a_driver_error_inside_a_sqlite_write_is_a_store_error_and_rolls_back(
+    tmp_path: Path,
+) -> None:
+    """A failing statement mid-transaction: StoreUnavailable, and the earlier write is gone."""
+    with Tracker(str(tmp_path / "m.db")) as tracker:
+        tracker.record(Signal("web", "kept"))
+
+        def write_then_fail() -> None:
+            with tracker.db.write_sqlite() as raw:
+                raw.execute("UPDATE issues SET times_seen = times_seen + 100")
+                raw.execute("SELECT no_such_column FROM events").fetchall()
+
+        with pytest.raises(StoreUnavailable, match="no such column"):
+            write_then_fail()
+        [issue] = tracker.issues().items
+        assert issue.times_seen == 1
+        assert tracker.record(Signal("web", "kept")).issue_id == issue.id  # still writable

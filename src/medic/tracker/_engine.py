@@ -122,6 +122,10 @@ class Database:
                 raise StoreUnavailable(f"store {self.display_url}: {exc}") from exc
             try:
                 yield raw
+            except sqlite3.Error as exc:  # a row fetch can fail as well as an execute
+                with contextlib.suppress(sqlite3.Error):
+                    raw.rollback()
+                raise StoreUnavailable(f"store {self.display_url}: {exc}") from exc
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     raw.rollback()
