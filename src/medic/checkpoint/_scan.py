@@ -5,8 +5,15 @@ seen, so a later checkpoint reads only what changed. Two traps are avoided:
 rsync's whole-second quick check (a same-size edit in the same second is
 missed) by comparing nanoseconds and the inode and ctime too; and git's "racy"
 file, edited within one filesystem timestamp tick of being stat'ed, whose
-stat then does not change, by re-hashing any entry whose ctime or mtime is
-within RACY_NS of the moment the index was taken.
+stat then does not change, by re-hashing any entry whose mtime is within
+RACY_NS of the moment the index was taken.
+
+Only the mtime decides racy, as in git: an edit sets mtime to the current
+tick, so a file whose recorded mtime is older than the window cannot be
+edited without its key changing. A recent ctime alone (chmod, rename, the
+utime of a file rollback just restored with its old mtime) says nothing about
+the content; counting it made every file a rollback restores be re-hashed by
+the next look at the tree.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ class Index:
         hit = self.entries.get(rel)
         if hit is None or hit[0] != stat_key(st):
             return None
-        if max(st.st_mtime_ns, st.st_ctime_ns) >= self.stamp_ns - RACY_NS:
+        if st.st_mtime_ns >= self.stamp_ns - RACY_NS:
             return None
         return hit[1]
 
@@ -96,7 +103,14 @@ class Index:
         _remember(str(path), raw, index)
         return cls(root, index.stamp_ns, dict(entries))
 
-    def save(self, index_dir: Path) -> None:
+    def save(self, index_dir: Path, *, durable: bool = False) -> None:
+        """Publish the index whole (tmp + rename); fsync'ed only when asked.
+
+        A cache needs no fsync: after a power cut an old index is still right
+        (each entry proves itself by stat key), a torn one reads as empty. Only
+        prune needs `durable`, since it must never leave an index that trusts a
+        blob it is about to delete.
+        """
         doc = {
             "root": self.root,
             "stamp_ns": self.stamp_ns,
@@ -104,7 +118,7 @@ class Index:
         }
         path = self.file_for(index_dir, self.root)
         raw = json.dumps(doc).encode()
-        atomic_write(path, raw)
+        atomic_write(path, raw, durable=durable)
         _remember(str(path), raw, Index(self.root, self.stamp_ns, dict(self.entries)))
 
 
@@ -203,12 +217,7 @@ def scan_tree(
             key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
             hit = known.get(rel)
             # an index hit needs no blob check: prune drops index entries with the blobs
-            if (
-                hit is not None
-                and hit[0] == key
-                and st.st_mtime_ns < racy_from
-                and st.st_ctime_ns < racy_from
-            ):
+            if hit is not None and hit[0] == key and st.st_mtime_ns < racy_from:
                 entries.append(Entry(rel, FILE, mode, st.st_size, st.st_mtime_ns, hit[1]))
                 new_entries[rel] = (key, hit[1])
             else:

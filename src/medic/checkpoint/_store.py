@@ -24,7 +24,14 @@ from pathlib import Path
 
 from medic.bus import Bus
 from medic.checkpoint._blobs import BlobStore
-from medic.checkpoint._fs import Progress, atomic_write, fsync_paths, no_space_guard, syncfs
+from medic.checkpoint._fs import (
+    Progress,
+    atomic_write,
+    fsync_paths,
+    no_space_guard,
+    syncfs,
+    syncfs_is_cheap,
+)
 from medic.checkpoint._git import git_head
 from medic.checkpoint._manifest import Database, Manifest, Root, parse
 from medic.checkpoint._scan import Index, scan_tree
@@ -243,7 +250,7 @@ class Store:
             if self.blobs.adopt(tmp, digest):
                 totals["new_bytes"] += size
             databases.append(Database(db, label, digest, size))
-        self._make_blobs_durable()
+        self._make_blobs_durable(int(totals["new_bytes"]))
         created = self.clock.now()
         previous = self._previous(roots)
         totals["duration_s"] = self.clock.monotonic() - started
@@ -282,15 +289,16 @@ class Store:
             )
         return manifest
 
-    def _make_blobs_durable(self) -> None:
+    def _make_blobs_durable(self, new_bytes: int) -> None:
         """Before a manifest names them, new blobs must be on disk.
 
-        A few are fsync'ed one by one (with their shard directories); many are
-        flushed by one syncfs, which is cheaper then but would also wait for
-        everyone else's dirty data on the filesystem.
+        Many, or a few while the machine holds little other dirty data, are
+        flushed by one syncfs; otherwise the few are fsync'ed one by one (with
+        their shard directories), since a syncfs would then wait for everyone
+        else's writes too.
         """
         written = [str(p) for p in self.blobs.written]
-        if len(written) > _FSYNC_EACH:
+        if len(written) > _FSYNC_EACH or (written and syncfs_is_cheap(new_bytes)):
             syncfs(self.path)
         elif written:
             fsync_paths(written + sorted({os.path.dirname(p) for p in written}))
