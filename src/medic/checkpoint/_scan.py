@@ -23,7 +23,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -144,7 +144,6 @@ class Scan:
     new_bytes: int = 0
     skipped: list[str] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
-    stats: dict[str, os.stat_result] = field(default_factory=dict)
 
 
 def walk(
@@ -194,42 +193,68 @@ def scan_tree(
     exclude: Iterable[str] = (),
     rehash_all: bool = False,
     progress: Progress | None = None,
+    reuse: Mapping[str, Entry] | None = None,
+    ordered: bool = True,
 ) -> Scan:
-    """Describe `root` as entries, hashing (and with `blobs`, storing) only what changed."""
+    """Describe `root` as entries, hashing (and with `blobs`, storing) only what changed.
+
+    `reuse` maps paths to entries already made (the checkpoint a rollback goes
+    back to, or the previous checkpoint): an unchanged file gets that very
+    object instead of a new one, which a rollback's plan then recognises by
+    identity. `ordered=False` leaves the entries in walk order.
+    """
     leftovers: list[str] = []
     found, odd = walk(root, exclude, leftovers)
     entries: list[Entry] = []
     new_index = Index(root)
     todo: list[tuple[str, os.stat_result]] = []
-    stats: dict[str, os.stat_result] = {}
     # the known() test inlined: this loop runs once per path of the tree, for every
     # checkpoint and rollback, and is most of a no-op rollback's time
     known = {} if rehash_all else index.entries
+    known_get = known.get
+    reuse_get = (reuse or {}).get
     racy_from = index.stamp_ns - RACY_NS
     new_entries = new_index.entries
-    s_isreg, s_isdir, s_imode = stat.S_ISREG, stat.S_ISDIR, stat.S_IMODE
+    append = entries.append
+    s_isreg, s_isdir = stat.S_ISREG, stat.S_ISDIR
+    keep_bits = 0o7777 & ~_NEVER_BITS
     for rel, e in found:
         st = e.stat(follow_symlinks=False)
         st_mode = st.st_mode
-        mode = s_imode(st_mode) & ~_NEVER_BITS
         if s_isreg(st_mode):
-            stats[rel] = st
-            key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-            hit = known.get(rel)
+            mtime_ns = st.st_mtime_ns
+            key = (st.st_size, mtime_ns, st.st_ino, st.st_ctime_ns)
+            hit = known_get(rel)
             # an index hit needs no blob check: prune drops index entries with the blobs
-            if hit is not None and hit[0] == key and st.st_mtime_ns < racy_from:
-                entries.append(Entry(rel, FILE, mode, st.st_size, st.st_mtime_ns, hit[1]))
-                new_entries[rel] = (key, hit[1])
+            if hit is not None and hit[0] == key and mtime_ns < racy_from:
+                digest = hit[1]
+                mode = st_mode & keep_bits
+                prev = reuse_get(rel)
+                if (
+                    prev is not None
+                    and prev.digest == digest
+                    and prev.mtime_ns == mtime_ns
+                    and prev.mode == mode
+                    and prev.size == key[0]
+                ):
+                    append(prev)
+                else:
+                    append(Entry(rel, FILE, mode, key[0], mtime_ns, digest))
+                new_entries[rel] = hit
             else:
                 todo.append((rel, st))
         elif s_isdir(st_mode):
-            entries.append(Entry(rel, DIR, mode))
+            prev = reuse_get(rel)
+            mode = st_mode & keep_bits
+            if prev is not None and prev.type == DIR and prev.mode == mode:
+                append(prev)
+            else:
+                append(Entry(rel, DIR, mode))
         elif stat.S_ISLNK(st_mode):
-            entries.append(Entry(rel, LINK, mode, target=os.readlink(e.path)))
+            append(Entry(rel, LINK, st_mode & keep_bits, target=os.readlink(e.path)))
         else:  # became something else since the walk: a regular file by the old rule
-            stats[rel] = st
             todo.append((rel, st))
-    result = Scan(entries, new_index, skipped=odd, stats=stats, leftovers=leftovers)
+    result = Scan(entries, new_index, skipped=odd, leftovers=leftovers)
     total = sum(st.st_size for _, st in todo)
     done = 0
     listed = blobs.listed() if blobs is not None and len(todo) > LIST_ABOVE else nullcontext()
@@ -251,16 +276,20 @@ def scan_tree(
                 )
             )
             new_index.entries[rel] = (stat_key(st), stored.digest)
-            stats[rel] = st
             result.hashed_files += 1
             result.hashed_bytes += stored.size
             result.new_bytes += stored.new_bytes
             done += stored.size
             if progress is not None:
                 progress(done, total)
-    entries.sort(key=lambda x: x.path)
+    if ordered:
+        entries.sort(key=_path_of)
     new_index.stamp_ns = time.time_ns()
     return result
+
+
+def _path_of(e: Entry) -> str:
+    return e.path
 
 
 def _store_one(root: str, rel: str, blobs: BlobStore | None) -> Stored | None:

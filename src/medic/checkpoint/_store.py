@@ -228,7 +228,10 @@ class Store:
         built: list[Root] = []
         indexes: list[Index] = []
         totals = {"hashed_files": 0.0, "hashed_bytes": 0.0, "new_bytes": 0.0, "skipped": 0.0}
+        previous = self._previous(roots)
+        before = {r.path: r for r in previous.roots} if previous else {}
         for root, label in zip(roots, labels, strict=False):
+            prev_root = before.get(root)
             scan = scan_tree(
                 root,
                 blobs=self.blobs,
@@ -236,6 +239,8 @@ class Store:
                 exclude=exclude,
                 rehash_all=rehash_all,
                 progress=progress,
+                # unchanged files keep the previous checkpoint's entry objects, not new ones
+                reuse={e.path: e for e in prev_root.entries} if prev_root else None,
             )
             built.append(Root(root, label, tuple(scan.entries), git_head(root)))
             indexes.append(scan.index)
@@ -252,7 +257,6 @@ class Store:
             databases.append(Database(db, label, digest, size))
         self._make_blobs_durable(int(totals["new_bytes"]))
         created = self.clock.now()
-        previous = self._previous(roots)
         totals["duration_s"] = self.clock.monotonic() - started
         manifest = Manifest(
             id=self._new_id(created, built, databases),
@@ -261,7 +265,7 @@ class Store:
             created_at=created,
             roots=tuple(built),
             databases=tuple(databases),
-            parent=previous,
+            parent=previous.id if previous else None,
             stats=totals,
         )
         published = self.manifests / f"{manifest.id}.json"
@@ -303,12 +307,12 @@ class Store:
         elif written:
             fsync_paths(written + sorted({os.path.dirname(p) for p in written}))
 
-    def _previous(self, roots: list[str]) -> str | None:
+    def _previous(self, roots: list[str]) -> Manifest | None:
         """The newest checkpoint of the same roots (ids sort by creation time)."""
         for f in sorted(self.manifests.glob("*.json"), reverse=True)[:_PARENT_SCAN]:
             m = self.load_file(f)
             if [r.path for r in m.roots] == roots:
-                return m.id
+                return m
         return None
 
     def _new_id(self, created: datetime, roots: list[Root], dbs: list[Database]) -> str:
