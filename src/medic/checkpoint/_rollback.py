@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medic.checkpoint._blobs import BlobStore
+from medic.checkpoint._blobs import WRITEBACK_FROM, BlobStore
 from medic.checkpoint._fs import (
     DirFds,
     atomic_write,
@@ -297,19 +297,21 @@ def write_file(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
     try:
         h = hashlib.sha256()
+        written = 0
         try:
             for chunk in blobs.chunks(e.digest):
                 h.update(chunk)
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view) :]
+                written += len(chunk)
             if h.hexdigest() != e.digest:
                 raise StoreCorrupt(f"blob {e.digest} does not hash to its name; run verify")
             os.fchmod(fd, e.mode)
             os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
             if durable:
                 os.fsync(fd)
-            else:
+            elif written >= WRITEBACK_FROM:  # small files are merged by the caller's flush
                 start_writeback(fd)
             ino = os.fstat(fd).st_ino
         finally:
