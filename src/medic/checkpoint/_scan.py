@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import stat
 import time
@@ -52,6 +53,7 @@ _NEVER_BITS = stat.S_ISUID | stat.S_ISGID
 """setuid/setgid are never recorded, so no rollback or restore can plant them."""
 
 Key = tuple[int, int, int, int]
+_PATH = operator.attrgetter("path")
 
 
 def stat_key(st: os.stat_result) -> Key:
@@ -283,13 +285,9 @@ def scan_tree(
             if progress is not None:
                 progress(done, total)
     if ordered:
-        entries.sort(key=_path_of)
+        entries.sort(key=_PATH)
     new_index.stamp_ns = time.time_ns()
     return result
-
-
-def _path_of(e: Entry) -> str:
-    return e.path
 
 
 def _store_one(root: str, rel: str, blobs: BlobStore | None) -> Stored | None:

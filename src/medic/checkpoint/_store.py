@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import operator
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ STORE_FORMAT = 1
 _CACHE = 16
 _PARENT_SCAN = 50
 _FSYNC_EACH = 1000
+_ID_FIELDS = operator.attrgetter("path", "digest", "mode")
 
 
 def db_companions(path: str) -> list[str]:
@@ -319,8 +321,7 @@ class Store:
         h = hashlib.sha256(created.isoformat().encode())
         for r in roots:
             h.update(r.path.encode())
-            for e in r.entries:
-                h.update(f"{e.path}\0{e.digest}\0{e.mode}\0".encode())
+            h.update(json.dumps(list(map(_ID_FIELDS, r.entries))).encode())
         for d in dbs:
             h.update(d.digest.encode())
         base = f"{created:%Y%m%dT%H%M%SZ}-{h.hexdigest()[:8]}"
