@@ -165,3 +165,40 @@ def test_any_mutation_is_rolled_back_exactly(
     rollback(store, m.id)
     assert tree_state(tree) == want
     assert rollback(store, m.id).changed == 0
+
+
+def test_files_a_rollback_restored_are_not_read_again_by_the_next_look(
+    tree: Path, tmp_path: Path
+) -> None:
+    """After a rollback the index vouches for what it wrote: the next checkpoint re-reads none."""
+    hour_ago = 1_000_000_000 * (int(os.path.getmtime(tree)) - 3600)
+    for f in tree.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            os.utime(f, ns=(hour_ago, hour_ago))  # old mtimes: nothing is racy by its edit time
+    store = Store(tmp_path / "store")
+    m = store.create([tree])
+    before = tree_state(tree)
+    (tree / "d0" / "f0.bin").write_bytes(b"changed")
+    (tree / "d1" / "f1.txt").unlink()
+    assert rollback(store, m.id).restored == 2
+    assert tree_state(tree) == before
+    assert store.create([tree]).stats["hashed_files"] == 0
+    assert rollback(store, m.id).changed == 0
+
+
+def test_a_restored_file_is_checked_against_its_hash_before_it_replaces_anything(
+    tree: Path, tmp_path: Path
+) -> None:
+    """A stored copy altered after the checkpoint never lands in the tree, even with its size."""
+    store = Store(tmp_path / "store")
+    m = store.create([tree])
+    target = next(e for e in m.roots[0].entries if e.path == "d1/f1.txt")
+    blob = store.blobs.path(target.digest)
+    assert blob is not None
+    os.unlink(blob)
+    blob.with_name(target.digest).write_bytes(b"x" * target.size)  # raw, same size, wrong bytes
+    (tree / "d1" / "f1.txt").unlink()
+    with pytest.raises(StoreCorrupt):
+        rollback(store, m.id)
+    assert not (tree / "d1" / "f1.txt").exists()
+    assert not [p for p in (tree / "d1").iterdir() if p.name.startswith(".medic-tmp-")]
