@@ -36,7 +36,7 @@ from medic.checkpoint._fs import (
 from medic.checkpoint._git import git_head
 from medic.checkpoint._manifest import FILE, Entry, Manifest
 from medic.checkpoint._plan import RootPlan, plan_root
-from medic.checkpoint._scan import WORKERS, Index, stat_key
+from medic.checkpoint._scan import WORKERS, Index, no_gc, stat_key
 from medic.checkpoint._sqlite import check_db, restore_db
 from medic.checkpoint._store import Store, db_companions
 from medic.errors import EnvironmentFault, MedicError, NotFound, StoreCorrupt, UserError
@@ -89,7 +89,7 @@ def rollback(
     """Roll back to checkpoint `ref`, or with `resume` finish an interrupted rollback."""
     store.require()
     started = store.clock.monotonic()
-    with store.lock():
+    with store.lock(), no_gc():
         pending = store.pending_rollback()
         if resume:
             if pending is None:

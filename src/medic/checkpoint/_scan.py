@@ -18,15 +18,16 @@ the next look at the tree.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import operator
 import os
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from medic.checkpoint._fs import TMP_PREFIX, Progress, atomic_write
 from medic.checkpoint._manifest import DIR, FILE, LINK, Entry
 from medic.errors import EnvironmentFault
 
-__all__ = ["RACY_NS", "Index", "Scan", "hash_file", "scan_tree"]
+__all__ = ["RACY_NS", "Index", "Scan", "hash_file", "no_gc", "scan_tree"]
 
 RACY_NS = 100_000_000
 """Filesystem timestamps come from a coarse clock (a kernel tick, 1-10 ms) that can
@@ -54,6 +55,25 @@ _NEVER_BITS = stat.S_ISUID | stat.S_ISGID
 
 Key = tuple[int, int, int, int]
 _PATH = operator.attrgetter("path")
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Hold off Python's cycle collector while a checkpoint or rollback runs.
+
+    They allocate a few tuples per path, and the collector then repeatedly
+    traverses every object alive in the process (cached manifests and indexes:
+    several per 10,000 paths), about a fifth of a 1,000-file rollback's time.
+    They create no cycles that need collecting meanwhile; the collector is
+    switched back on (if it was on) at the end, whatever happens.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def stat_key(st: os.stat_result) -> Key:

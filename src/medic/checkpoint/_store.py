@@ -35,7 +35,7 @@ from medic.checkpoint._fs import (
 )
 from medic.checkpoint._git import git_head
 from medic.checkpoint._manifest import Database, Manifest, Root, parse
-from medic.checkpoint._scan import Index, scan_tree
+from medic.checkpoint._scan import Index, no_gc, scan_tree
 from medic.checkpoint._sqlite import capture_db
 from medic.clock import Clock, system_clock
 from medic.errors import EnvironmentFault, InvalidInput, NotFound, UserError
@@ -200,7 +200,7 @@ class Store:
                 )
             self.blobs.written.clear()
             try:
-                with no_space_guard(self.path):
+                with no_space_guard(self.path), no_gc():
                     return self._create(
                         roots,
                         db_paths,
