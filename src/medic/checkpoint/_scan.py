@@ -252,12 +252,14 @@ def scan_tree(
                 digest = hit[1]
                 mode = st_mode & keep_bits
                 prev = reuse_get(rel)
-                if (
+                if (  # exactly the entry that would be built (a manifest may be foreign)
                     prev is not None
                     and prev.digest == digest
                     and prev.mtime_ns == mtime_ns
                     and prev.mode == mode
                     and prev.size == key[0]
+                    and prev.type == FILE
+                    and not prev.target
                 ):
                     append(prev)
                 else:
@@ -266,12 +268,7 @@ def scan_tree(
             else:
                 todo.append((rel, st))
         elif s_isdir(st_mode):
-            prev = reuse_get(rel)
-            mode = st_mode & keep_bits
-            if prev is not None and prev.type == DIR and prev.mode == mode:
-                append(prev)
-            else:
-                append(Entry(rel, DIR, mode))
+            append(Entry(rel, DIR, st_mode & keep_bits))
         elif stat.S_ISLNK(st_mode):
             append(Entry(rel, LINK, st_mode & keep_bits, target=os.readlink(e.path)))
         else:  # became something else since the walk: a regular file by the old rule
