@@ -203,3 +203,23 @@ def test_prune_stopped_midway_never_leaves_an_index_trusting_a_deleted_blob(
             prune(store, keep_last=1)
     c = store.create([tree])
     assert verify_blobs(store, [c]).problems == ()
+
+
+def test_names_resolve_to_the_newest_and_a_damaged_other_checkpoint_does_not_block_them(
+    tree: Path, tmp_path: Path
+) -> None:
+    """`get` by name, prefix or 'latest' reads only the checkpoint it returns in full."""
+    store = Store(tmp_path / "store")
+    old = store.create([tree], name="same")
+    (tree / "n.txt").write_text("new")
+    new = store.create([tree], name="same")
+    other = store.create([tree], name="other")
+    doc = json.loads((store.manifests / f"{other.id}.json").read_bytes())
+    doc["roots"][0]["entries"][0][0] = "../escape"
+    (store.manifests / f"{other.id}.json").write_text(json.dumps(doc))
+    assert store.get("same").id == new.id != old.id
+    assert store.get(old.id[:-1]).id == old.id
+    with pytest.raises(InvalidInput):
+        store.get("other")
+    with pytest.raises(InvalidInput):
+        store.get("latest")
