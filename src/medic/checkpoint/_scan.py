@@ -179,6 +179,8 @@ def walk(
     files (left by a killed rollback) go to `leftovers`, never into a checkpoint.
     """
     excluded = set(exclude)
+    # DirEntry.path builds a new string each time: only names that could be excluded pay it
+    suspects = SKIP_NAMES | {os.path.basename(x) for x in excluded}
     out: list[tuple[str, os.DirEntry[str]]] = []
     odd: list[str] = []
     stack = [("", root)]
@@ -190,10 +192,11 @@ def walk(
             continue
         with it:
             for e in it:
-                if e.name in SKIP_NAMES or e.path in excluded:
+                name = e.name
+                if name in suspects and (name in SKIP_NAMES or e.path in excluded):
                     continue
-                p = f"{rel}/{e.name}" if rel else e.name
-                if e.name.startswith(TMP_PREFIX):
+                p = f"{rel}/{name}" if rel else name
+                if name.startswith(TMP_PREFIX):
                     if leftovers is not None:
                         leftovers.append(p)
                     continue
