@@ -220,6 +220,11 @@ class DirFds:
             if key:
                 os.close(self._fds.pop(key))
 
+    def one_filesystem(self) -> bool:
+        """Whether every directory opened so far lives on the root's filesystem."""
+        dev = os.fstat(self.root_fd).st_dev
+        return all(os.fstat(fd).st_dev == dev for fd in self._fds.values())
+
     def fsync_all(self) -> None:
         """Make every entry change made through these descriptors durable.
 

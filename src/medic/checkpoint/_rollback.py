@@ -232,7 +232,8 @@ def _apply_root(store: Store, p: RootPlan) -> None:
         # the files' data before the directories, both before the index and the journal's end
         # say the rollback is done; a power cut before that leaves files that resume re-hashes
         own = sum(e.size for e in p.restore)
-        if len(p.restore) > _FSYNC_EACH or syncfs_is_cheap(own):
+        one_fs = fds.one_filesystem()  # syncfs flushes one filesystem: not a mount below root
+        if one_fs and (len(p.restore) > _FSYNC_EACH or syncfs_is_cheap(own)):
             syncfs(p.root.path)  # the files and every directory entry change with them
         else:
             _fsync_restored([(dir_fds[e.path], _split(e.path)[1]) for e in p.restore])

@@ -336,8 +336,9 @@ class Store:
         else's writes too.
         """
         written = [str(p) for p in self.blobs.written]
-        if len(written) > _FSYNC_EACH or (written and syncfs_is_cheap(new_bytes)):
-            syncfs(self.path)
+        one_fs = os.stat(self.path).st_dev == os.stat(self.blobs.root).st_dev
+        if one_fs and (len(written) > _FSYNC_EACH or (written and syncfs_is_cheap(new_bytes))):
+            syncfs(self.blobs.root)
         elif written:
             fsync_paths(written + sorted({os.path.dirname(p) for p in written}))
 
