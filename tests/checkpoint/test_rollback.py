@@ -165,3 +165,61 @@ def test_any_mutation_is_rolled_back_exactly(
     rollback(store, m.id)
     assert tree_state(tree) == want
     assert rollback(store, m.id).changed == 0
+
+
+def _age(tree: Path) -> None:
+    """Give every file an mtime an hour old: none is racy by its edit time any more."""
+    hour_ago = 1_000_000_000 * (int(os.path.getmtime(tree)) - 3600)
+    for f in tree.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            os.utime(f, ns=(hour_ago, hour_ago))
+
+
+def test_files_a_rollback_restored_are_not_read_again_by_the_next_look(
+    tree: Path, tmp_path: Path
+) -> None:
+    """After a rollback the index vouches for what it wrote: the next checkpoint re-reads none."""
+    _age(tree)
+    store = Store(tmp_path / "store")
+    m = store.create([tree])
+    before = tree_state(tree)
+    (tree / "d0" / "f0.bin").write_bytes(b"changed")
+    (tree / "d1" / "f1.txt").unlink()
+    assert rollback(store, m.id).restored == 2
+    assert tree_state(tree) == before
+    assert store.create([tree]).stats["hashed_files"] == 0
+    assert rollback(store, m.id).changed == 0
+
+
+def test_a_restored_file_is_checked_against_its_hash_before_it_replaces_anything(
+    tree: Path, tmp_path: Path
+) -> None:
+    """A stored copy altered after the checkpoint never lands in the tree, even with its size."""
+    store = Store(tmp_path / "store")
+    m = store.create([tree])
+    target = next(e for e in m.roots[0].entries if e.path == "d1/f1.txt")
+    blob = store.blobs.path(target.digest)
+    assert blob is not None
+    os.unlink(blob)
+    blob.with_name(target.digest).write_bytes(b"x" * target.size)  # raw, same size, wrong bytes
+    (tree / "d1" / "f1.txt").unlink()
+    with pytest.raises(StoreCorrupt):
+        rollback(store, m.id)
+    assert not (tree / "d1" / "f1.txt").exists()
+    assert not [p for p in (tree / "d1").iterdir() if p.name.startswith(".medic-tmp-")]
+
+
+def test_a_manifest_entry_is_trusted_only_for_the_type_it_names(tree: Path, tmp_path: Path) -> None:
+    """A checkpoint saying "directory" where a file with the same hash lives gets a directory."""
+    _age(tree)  # so the index vouches for the file by its stat alone
+    store = Store(tmp_path / "store")
+    m = store.create([tree])
+    doc = json.loads((store.manifests / f"{m.id}.json").read_bytes())
+    for e in doc["roots"][0]["entries"]:
+        if e[0] == "d0/f0.bin":
+            e[1] = "d"  # mode, size, mtime and digest stay: none of them may vouch for a dir
+    doc["id"] = "crafted"
+    (store.manifests / "crafted.json").write_text(json.dumps(doc))
+    rollback(store, "crafted")
+    assert (tree / "d0" / "f0.bin").is_dir()
+    (tree / "d0" / "f0.bin").chmod(0o755)

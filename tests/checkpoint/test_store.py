@@ -12,8 +12,8 @@ import pytest
 from ckpt_trees import make_tree
 
 from medic.bus import Bus
-from medic.checkpoint import Store, rollback, verify_blobs
-from medic.checkpoint._scan import RACY_NS
+from medic.checkpoint import Store, prune, rollback, verify_blobs
+from medic.checkpoint._scan import RACY_NS, Index
 from medic.errors import EnvironmentFault, InvalidInput, NotFound
 from medic.events import CheckpointCreated
 
@@ -180,3 +180,46 @@ def test_many_roots_get_unique_labels_and_verify_clean(tmp_path: Path) -> None:
     m = store.create([a, b])
     assert [r.label for r in m.roots] == ["data", "data-2"]
     assert verify_blobs(store, [m]).ok
+
+
+def test_prune_stopped_midway_never_leaves_an_index_trusting_a_deleted_blob(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexes forget swept blobs before the blobs go, so a kill between the two is harmless."""
+    store = Store(tmp_path / "store")
+    f = tree / "d1" / "f1.txt"
+    a = store.create([tree])
+    f.write_text("content of b")
+    store.create([tree])
+    rollback(store, a.id)
+    _quiet(store)  # the index now vouches, settled, for the content only `a` names
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # as if killed while the indexes were rewritten
+
+    with monkeypatch.context() as m:
+        m.setattr(Index, "save", killed)
+        with pytest.raises(KeyboardInterrupt):
+            prune(store, keep_last=1)
+    c = store.create([tree])
+    assert verify_blobs(store, [c]).problems == ()
+
+
+def test_names_resolve_to_the_newest_and_a_damaged_other_checkpoint_does_not_block_them(
+    tree: Path, tmp_path: Path
+) -> None:
+    """`get` by name, prefix or 'latest' reads only the checkpoint it returns in full."""
+    store = Store(tmp_path / "store")
+    old = store.create([tree], name="same")
+    (tree / "n.txt").write_text("new")
+    new = store.create([tree], name="same")
+    other = store.create([tree], name="other")
+    doc = json.loads((store.manifests / f"{other.id}.json").read_bytes())
+    doc["roots"][0]["entries"][0][0] = "../escape"
+    (store.manifests / f"{other.id}.json").write_text(json.dumps(doc))
+    assert store.get("same").id == new.id != old.id
+    assert store.get(old.id[:-1]).id == old.id
+    with pytest.raises(InvalidInput):
+        store.get("other")
+    with pytest.raises(InvalidInput):
+        store.get("latest")

@@ -29,15 +29,17 @@ import zstandard
 from medic.checkpoint._fs import start_writeback, tmp_name
 from medic.errors import EnvironmentFault, StoreCorrupt
 
-__all__ = ["BlobStore", "Stored"]
+__all__ = ["WRITEBACK_FROM", "BlobStore", "Stored"]
 
 CHUNK = 1 << 20
 IN_MEMORY_LIMIT = 8 << 20
 _PROBE = 64 << 10
 _PAYS = 0.85
 _MIN_COMPRESS = 512
-_WRITEBACK_FROM = 256 << 10
+WRITEBACK_FROM = 256 << 10
 """Smaller blobs are left to the one flush before the manifest, which merges their writes."""
+_WHOLE_MAX = 16 << 20
+"""A compressed blob declaring more than this is decompressed in chunks (memory stays bounded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +189,7 @@ class BlobStore:
                 view = memoryview(payload)
                 while view:
                     view = view[os.write(fd, view) :]
-                if len(payload) >= _WRITEBACK_FROM:
+                if len(payload) >= WRITEBACK_FROM:
                     start_writeback(fd)
             finally:
                 os.close(fd)
@@ -218,21 +220,50 @@ class BlobStore:
         self.clean_tmp()
 
     def chunks(self, digest: str) -> Iterator[bytes]:
-        """The blob's original bytes, decompressed, in bounded chunks."""
-        p = self.path(digest)
-        if p is None:
-            raise StoreCorrupt(f"blob {digest} is missing from {self.root}")
+        """The blob's original bytes, decompressed, in bounded chunks.
+
+        A blob up to IN_MEMORY_LIMIT on disk that says how big it decompresses
+        to (up to _WHOLE_MAX) comes as one chunk, from one read and one
+        decompress call with this thread's decompressor: most files of a tree
+        are that small, and a rollback pays this per restored file.
+        """
+        base = f"{self._root}/{digest[:2]}/{digest}"
+        compressed = False
         try:
-            with open(p, "rb") as f:
-                if p.suffix == ".zst":
-                    reader = zstandard.ZstdDecompressor().stream_reader(f)
-                    while chunk := reader.read(CHUNK):
-                        yield chunk
-                else:
-                    while chunk := f.read(CHUNK):
-                        yield chunk
+            fd = os.open(base, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            try:
+                fd = os.open(base + ".zst", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise StoreCorrupt(f"blob {digest} is missing from {self.root}") from None
+            compressed = True
+        try:
+            size = os.fstat(fd).st_size
+            if size <= IN_MEMORY_LIMIT:
+                data = _read_all(fd, size)
+                if not compressed:
+                    yield data
+                    return
+                declared = zstandard.frame_content_size(data)
+                if 0 <= declared <= _WHOLE_MAX:
+                    yield _dctx().decompress(data)
+                    return
+                reader = zstandard.ZstdDecompressor().stream_reader(data)
+            else:
+                f = os.fdopen(os.dup(fd), "rb")
+                if not compressed:
+                    with f:
+                        while chunk := f.read(CHUNK):
+                            yield chunk
+                    return
+                reader = zstandard.ZstdDecompressor().stream_reader(f, closefd=True)
+            with reader:
+                while chunk := reader.read(CHUNK):
+                    yield chunk
         except zstandard.ZstdError as exc:
             raise StoreCorrupt(f"blob {digest} cannot be decompressed: {exc}") from exc
+        finally:
+            os.close(fd)
 
     def check(self, digest: str) -> bool:
         """Re-read blob `digest` and say whether its content still hashes to its name."""
@@ -290,6 +321,21 @@ def _pays(sample: bytes) -> bool:
 
 
 _local = threading.local()
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = [os.read(fd, size + 1)]
+    while chunks[-1] and (chunk := os.read(fd, CHUNK)):
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _dctx() -> zstandard.ZstdDecompressor:
+    """One decompressor per thread, reused like the compressor."""
+    dctx: zstandard.ZstdDecompressor | None = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
+    return dctx
 
 
 def _cctx() -> zstandard.ZstdCompressor:

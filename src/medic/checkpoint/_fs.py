@@ -31,6 +31,7 @@ __all__ = [
     "no_space_guard",
     "start_writeback",
     "syncfs",
+    "syncfs_is_cheap",
     "tmp_name",
 ]
 
@@ -56,6 +57,34 @@ def syncfs(path: str | Path) -> None:
             os.sync()
     finally:
         os.close(fd)
+
+
+_OTHERS_DIRTY_MAX = 64 << 20
+"""Dirty page-cache bytes not ours under which one syncfs beats fsyncs file by file."""
+
+
+def syncfs_is_cheap(own_bytes: int) -> bool:
+    """Whether one `syncfs` would cost little more than fsyncing our own files.
+
+    syncfs is one journal commit for everything (on ext4 ~13 ms for 200 small
+    files here, against ~45 ms of 200 concurrent fsyncs), but it also waits for
+    every other process's dirty data on the filesystem. /proc/meminfo says how
+    much dirty data the machine holds (all filesystems, so an overestimate):
+    when that is little beyond our own bytes, the flush cannot be held up long.
+    """
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            info = f.read()
+    except OSError:
+        return False
+    dirty = 0
+    for line in info.splitlines():
+        if line.startswith((b"Dirty:", b"Writeback:")):
+            parts = line.split()
+            if len(parts) < 2 or not parts[1].isdigit():
+                return False
+            dirty += int(parts[1]) << 10
+    return dirty <= own_bytes + _OTHERS_DIRTY_MAX
 
 
 _SYNC_FILE_RANGE_WRITE = 2
@@ -108,8 +137,12 @@ def fsync_paths(paths: list[str], *, workers: int = 8) -> None:
         list(pool.map(one, paths))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Publish `data` at `path` whole or not at all, durably (tmp + fsync + rename)."""
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Publish `data` at `path` whole or not at all (tmp + rename), durably unless told not.
+
+    `durable=False` is for caches: the rename still makes the file whole or absent
+    for every reader, but a power cut may lose it or leave the previous one.
+    """
     tmp = path.with_name(tmp_name())
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -117,14 +150,16 @@ def atomic_write(path: Path, data: bytes) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 @contextmanager
@@ -184,6 +219,11 @@ class DirFds:
         for key in [k for k in self._fds if k == rel or k.startswith(prefix)]:
             if key:
                 os.close(self._fds.pop(key))
+
+    def one_filesystem(self) -> bool:
+        """Whether every directory opened so far lives on the root's filesystem."""
+        dev = os.fstat(self.root_fd).st_dev
+        return all(os.fstat(fd).st_dev == dev for fd in self._fds.values())
 
     def fsync_all(self) -> None:
         """Make every entry change made through these descriptors durable.

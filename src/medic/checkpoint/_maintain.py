@@ -159,10 +159,11 @@ def prune(
                 (store.manifests / f"{m.id}.json").unlink()
                 (store.verified_dir / f"{m.id}.json").unlink(missing_ok=True)
             fsync_dir(store.manifests)
-            gone = {d for d, _ in garbage}
+            # the indexes forget the blobs durably before they go: a kill between the two
+            # must not leave an index that a later checkpoint trusts for a deleted blob
+            _forget_in_indexes(store, {d for d, _ in garbage})
             for _, p in garbage:
                 p.unlink(missing_ok=True)
-            _forget_in_indexes(store, gone)
     return PruneResult(
         kept=tuple(m.id for m in every if m.id in kept),
         removed=tuple(m.id for m in removed),
@@ -182,7 +183,7 @@ def _forget_in_indexes(store: Store, gone: set[str]) -> None:
             f.unlink(missing_ok=True)
             continue
         idx.entries = {k: v for k, v in idx.entries.items() if v[1] not in gone}
-        idx.save(store.index_dir)
+        idx.save(store.index_dir, durable=True)
 
 
 def _root_of(index_file: os.PathLike[str]) -> str:

@@ -49,18 +49,22 @@ def _depth(path: str) -> int:
 
 def plan_root(root: Root, *, index: Index, exclude: set[str]) -> RootPlan:
     """Compare the live directory with `root`'s entries and list what must change."""
-    scan = scan_tree(root.path, blobs=None, index=index, exclude=exclude)
     want = {e.path: e for e in root.entries}
+    # the scan hands back the checkpoint's own entry for every path it finds unchanged,
+    # so the comparison below is one identity test per path for most of the tree
+    scan = scan_tree(root.path, blobs=None, index=index, exclude=exclude, reuse=want, ordered=False)
     have = {e.path: e for e in scan.entries}
     plan = RootPlan(root, scan)
     plan.index_dirty = scan.hashed_files > 0 or scan.index.entries != index.entries
-    for path, live in have.items():
-        target = want.get(path)
-        if target is None or target.type != live.type:
-            plan.remove.append(live)
+    plan.remove = [have[path] for path in have.keys() - want.keys()]
+    have_get = have.get
     for path, target in want.items():
-        now = have.get(path)
+        now = have_get(path)
+        if now is target:
+            continue
         if now is None or now.type != target.type:
+            if now is not None:
+                plan.remove.append(now)
             if target.type == DIR:
                 plan.mkdirs.append(target)
             elif target.type == FILE:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import operator
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,10 +25,17 @@ from pathlib import Path
 
 from medic.bus import Bus
 from medic.checkpoint._blobs import BlobStore
-from medic.checkpoint._fs import Progress, atomic_write, fsync_paths, no_space_guard, syncfs
+from medic.checkpoint._fs import (
+    Progress,
+    atomic_write,
+    fsync_paths,
+    no_space_guard,
+    syncfs,
+    syncfs_is_cheap,
+)
 from medic.checkpoint._git import git_head
 from medic.checkpoint._manifest import Database, Manifest, Root, parse
-from medic.checkpoint._scan import Index, scan_tree
+from medic.checkpoint._scan import Index, no_gc, scan_tree
 from medic.checkpoint._sqlite import capture_db
 from medic.clock import Clock, system_clock
 from medic.errors import EnvironmentFault, InvalidInput, NotFound, UserError
@@ -40,6 +48,7 @@ STORE_FORMAT = 1
 _CACHE = 16
 _PARENT_SCAN = 50
 _FSYNC_EACH = 1000
+_ID_FIELDS = operator.attrgetter("path", "digest", "mode")
 
 
 def db_companions(path: str) -> list[str]:
@@ -142,18 +151,50 @@ class Store:
         exact = self.manifests / f"{ref}.json"
         if "/" not in ref and exact.is_file():
             return self.load_file(exact)
-        every = self.checkpoints()
+        every = self._headers()
         if ref == "latest" and every:
-            return every[-1]
-        named = [m for m in every if m.name == ref]
+            return self.load_file(every[-1][3])
+        named = [h for h in every if h[2] == ref]
         if named:
-            return named[-1]
-        prefixed = [m for m in every if m.id.startswith(ref)]
+            return self.load_file(named[-1][3])
+        prefixed = [h for h in every if h[1].startswith(ref)]
         if len(prefixed) == 1:
-            return prefixed[0]
+            return self.load_file(prefixed[0][3])
         if len(prefixed) > 1:
             raise InvalidInput(f"{ref!r} matches {len(prefixed)} checkpoints; give more of the id")
         raise NotFound(f"no checkpoint {ref!r} in {self.path}")
+
+    def _headers(self) -> list[tuple[datetime, str, str, Path]]:
+        """(created_at, id, name, file) of every checkpoint, oldest first, for `get`.
+
+        Resolving a name or prefix needs only these three fields; a full `parse`
+        validates and builds an entry object for every path of every checkpoint
+        (seconds for a CLI call with dozens of 10,000-file checkpoints). Anything
+        unexpected falls back to that full parse, which then reports the problem.
+        """
+        if not self.manifests.is_dir():
+            return []
+        out = []
+        for p in self.manifests.glob("*.json"):
+            st = p.stat()
+            key = (str(p), st.st_ino, st.st_size, st.st_mtime_ns)
+            hit = self._cache.get(key)
+            if hit is not None:
+                out.append((hit.created_at, hit.id, hit.name, p))
+                continue
+            try:
+                doc = json.loads(p.read_bytes())
+                head = (
+                    datetime.fromisoformat(str(doc["created_at"])),
+                    str(doc["id"]),
+                    str(doc.get("name", "")),
+                    p,
+                )
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                m = self.load_file(p)
+                head = (m.created_at, m.id, m.name, p)
+            out.append(head)
+        return sorted(out, key=lambda h: (h[0], h[1]))
 
     def pending_rollback(self) -> str | None:
         """The checkpoint id of an interrupted rollback, if one is waiting for --resume."""
@@ -191,7 +232,7 @@ class Store:
                 )
             self.blobs.written.clear()
             try:
-                with no_space_guard(self.path):
+                with no_space_guard(self.path), no_gc():
                     return self._create(
                         roots,
                         db_paths,
@@ -221,7 +262,10 @@ class Store:
         built: list[Root] = []
         indexes: list[Index] = []
         totals = {"hashed_files": 0.0, "hashed_bytes": 0.0, "new_bytes": 0.0, "skipped": 0.0}
+        previous = self._previous(roots)
+        before = {r.path: r for r in previous.roots} if previous else {}
         for root, label in zip(roots, labels, strict=False):
+            prev_root = before.get(root)
             scan = scan_tree(
                 root,
                 blobs=self.blobs,
@@ -229,6 +273,8 @@ class Store:
                 exclude=exclude,
                 rehash_all=rehash_all,
                 progress=progress,
+                # unchanged files keep the previous checkpoint's entry objects, not new ones
+                reuse={e.path: e for e in prev_root.entries} if prev_root else None,
             )
             built.append(Root(root, label, tuple(scan.entries), git_head(root)))
             indexes.append(scan.index)
@@ -243,9 +289,8 @@ class Store:
             if self.blobs.adopt(tmp, digest):
                 totals["new_bytes"] += size
             databases.append(Database(db, label, digest, size))
-        self._make_blobs_durable()
+        self._make_blobs_durable(int(totals["new_bytes"]))
         created = self.clock.now()
-        previous = self._previous(roots)
         totals["duration_s"] = self.clock.monotonic() - started
         manifest = Manifest(
             id=self._new_id(created, built, databases),
@@ -254,7 +299,7 @@ class Store:
             created_at=created,
             roots=tuple(built),
             databases=tuple(databases),
-            parent=previous,
+            parent=previous.id if previous else None,
             stats=totals,
         )
         published = self.manifests / f"{manifest.id}.json"
@@ -282,33 +327,34 @@ class Store:
             )
         return manifest
 
-    def _make_blobs_durable(self) -> None:
+    def _make_blobs_durable(self, new_bytes: int) -> None:
         """Before a manifest names them, new blobs must be on disk.
 
-        A few are fsync'ed one by one (with their shard directories); many are
-        flushed by one syncfs, which is cheaper then but would also wait for
-        everyone else's dirty data on the filesystem.
+        Many, or a few while the machine holds little other dirty data, are
+        flushed by one syncfs; otherwise the few are fsync'ed one by one (with
+        their shard directories), since a syncfs would then wait for everyone
+        else's writes too.
         """
         written = [str(p) for p in self.blobs.written]
-        if len(written) > _FSYNC_EACH:
-            syncfs(self.path)
+        one_fs = os.stat(self.path).st_dev == os.stat(self.blobs.root).st_dev
+        if one_fs and (len(written) > _FSYNC_EACH or (written and syncfs_is_cheap(new_bytes))):
+            syncfs(self.blobs.root)
         elif written:
             fsync_paths(written + sorted({os.path.dirname(p) for p in written}))
 
-    def _previous(self, roots: list[str]) -> str | None:
+    def _previous(self, roots: list[str]) -> Manifest | None:
         """The newest checkpoint of the same roots (ids sort by creation time)."""
         for f in sorted(self.manifests.glob("*.json"), reverse=True)[:_PARENT_SCAN]:
             m = self.load_file(f)
             if [r.path for r in m.roots] == roots:
-                return m.id
+                return m
         return None
 
     def _new_id(self, created: datetime, roots: list[Root], dbs: list[Database]) -> str:
         h = hashlib.sha256(created.isoformat().encode())
         for r in roots:
             h.update(r.path.encode())
-            for e in r.entries:
-                h.update(f"{e.path}\0{e.digest}\0{e.mode}\0".encode())
+            h.update(json.dumps(list(map(_ID_FIELDS, r.entries))).encode())
         for d in dbs:
             h.update(d.digest.encode())
         base = f"{created:%Y%m%dT%H%M%SZ}-{h.hexdigest()[:8]}"
