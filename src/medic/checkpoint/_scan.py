@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import json
 import operator
 import os
@@ -45,6 +46,7 @@ touched in the last tenth of a second before an index was written."""
 
 SKIP_NAMES = frozenset({".git", ".medic"})
 WORKERS = 4
+_BATCH = 64  # files per worker task
 LIST_ABOVE = 1000
 """Storing more files than this, one listing of the store beats two stats per file."""
 _RETRIES = 3
@@ -280,10 +282,13 @@ def scan_tree(
     total = sum(st.st_size for _, st in todo)
     done = 0
     listed = blobs.listed() if blobs is not None and len(todo) > LIST_ABOVE else nullcontext()
+    rels = [rel for rel, _ in todo]
+    # One task per run of files, not per file: handing a future between threads cost
+    # more than storing a small file.
+    batches = [rels[i : i + _BATCH] for i in range(0, len(rels), _BATCH)]
     with listed, ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        futures = [pool.submit(_store_one, root, rel, blobs) for rel, _ in todo]
-        for (rel, _), fut in zip(todo, futures, strict=True):
-            stored = fut.result()
+        results = pool.map(lambda batch: [_store_one(root, rel, blobs) for rel in batch], batches)
+        for rel, stored in zip(rels, itertools.chain.from_iterable(results), strict=True):
             if stored is None:
                 continue
             st = stored.st
