@@ -203,7 +203,3 @@ def _flush(
         stats["new_issues"] += r.new_issue
         stats["new_incidents"] += r.new_incident
     batch.clear()
-
-
-# The issue and incident groups, and the store commands, register themselves on import.
-from medic.cli import _incident_commands, _issue_commands, _store_commands  # noqa: E402, F401
