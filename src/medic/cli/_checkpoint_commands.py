@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from medic.app import RuntimePaths
 from medic.checkpoint import (
@@ -38,7 +36,6 @@ from medic.checkpoint import (
 from medic.cli._main import Obj, cli
 
 F = TypeVar("F", bound=Callable[..., Any])
-_err = Console(stderr=True)
 
 
 def _store_option(f: F) -> F:
@@ -77,12 +74,16 @@ def _bar(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None] | No
     if quiet or not sys.stderr.isatty():
         yield None
         return
+    # rich only when a person is watching: a script's checkpoint does not pay for it.
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     with Progress(
         TextColumn(label),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
-        console=_err,
+        console=Console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=None)

@@ -34,10 +34,12 @@ class Obj:
 
     def open_tracker(self) -> Tracker:
         """The store as the config describes it: its grouping rules, severities, categories."""
-        from medic.config import load_config, tracker_settings
         from medic.tracker import Tracker
 
         if self.config is not None and self.config.is_file():
+            # Only a config needs medic.config (pydantic and every section's model).
+            from medic.config import load_config, tracker_settings
+
             return tracker_settings(load_config(self.config)).open(self.store_url())
         return Tracker(self.store_url())
 

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.cells import cell_len, set_cell_size
@@ -25,7 +25,9 @@ from rich.text import Text
 from medic.cli._main import Obj
 from medic.clock import parse_duration as _parse_duration
 from medic.errors import InvalidInput
-from medic.tracker import Tracker, jsonable
+
+if TYPE_CHECKING:
+    from medic.tracker import Tracker
 
 __all__ = [
     "Grid",
@@ -62,6 +64,8 @@ def console() -> Console:
 
 
 def echo_json(value: Any) -> None:
+    from medic.tracker import jsonable  # the tracker's JSON rules, loaded only when printing
+
     click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
 
 

@@ -18,9 +18,8 @@ from typing import Any
 
 import click
 
-from medic.app import ControlClient, MedicApp, RuntimePaths
+from medic.app import ControlClient, RuntimePaths
 from medic.cli._main import Obj, cli
-from medic.config import build_plan, load_config
 from medic.errors import UserError
 from medic.events import (
     BackupCreated,
@@ -67,6 +66,8 @@ def _client(obj: Obj) -> ControlClient:
 @_with_config
 def check(obj: Obj) -> None:
     """Validate medic.toml without running anything."""
+    from medic.config import build_plan, load_config
+
     path = _config(obj)
     plan = build_plan(load_config(path), log_dir=None)  # also: every alert secret is set
     channels = len(plan.alerts.channels)
@@ -123,6 +124,9 @@ def _describe(event: object) -> str | None:
 @_with_config
 def up(obj: Obj, detach: bool, quiet: bool) -> None:
     """Start every service and keep them alive until Ctrl-C, SIGTERM or `medic down`."""
+    from medic.app import MedicApp
+    from medic.config import load_config
+
     path = _config(obj)
     load_config(path)  # fail fast, in the foreground, on a bad config
     paths = RuntimePaths.for_store(obj.store_url(), config=path)

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from typing import IO, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from medic.cli._main import cli
 from medic.cli._render import echo_json, json_option, open_tracker
@@ -108,6 +106,9 @@ def ingest_command(ctx: click.Context, path: str, as_json: bool) -> None:
     Bad lines are reported with their line numbers on stderr and skipped; the good
     ones are recorded in batches. Exits 1 when any line was bad.
     """
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     tracker = open_tracker(ctx)
     name = "<stdin>" if path == "-" else path
     stats = {
