@@ -120,8 +120,9 @@ def test_a_command_imports_only_what_it_needs(
 
 
 def test_status_reaches_the_socket_without_the_app(tmp_path: Path) -> None:
-    """`medic status` needs the control client only: no store, no config models, no app."""
+    """`medic status` needs the control client only: no store, no config, no app, no events."""
     run, imported = _medic(tmp_path, "status")
     assert run.returncode == 1  # nothing is running here
     assert "medic.app._control" in imported
     assert not _heavy(imported)
+    assert "medic.events" not in imported  # only `up` prints events

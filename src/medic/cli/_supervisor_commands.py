@@ -21,20 +21,6 @@ import click
 from medic.app import ControlClient, RuntimePaths
 from medic.cli._main import Obj, cli
 from medic.errors import UserError
-from medic.events import (
-    BackupCreated,
-    BackupFailed,
-    RollbackCompleted,
-    RpoBreached,
-    ServiceExited,
-    ServiceFailover,
-    ServiceFatal,
-    ServiceHealthy,
-    ServiceKilling,
-    ServiceReady,
-    ServiceRestarting,
-    ServiceUnhealthy,
-)
 
 
 def _with_config(command: Callable[..., None]) -> Callable[..., None]:
@@ -84,6 +70,22 @@ def _count(n: int, noun: str) -> str:
 
 
 def _describe(event: object) -> str | None:
+    # Only `up` prints events; the client commands need not load them.
+    from medic.events import (
+        BackupCreated,
+        BackupFailed,
+        RollbackCompleted,
+        RpoBreached,
+        ServiceExited,
+        ServiceFailover,
+        ServiceFatal,
+        ServiceHealthy,
+        ServiceKilling,
+        ServiceReady,
+        ServiceRestarting,
+        ServiceUnhealthy,
+    )
+
     match event:
         case ServiceReady():
             return f"{event.service}: ready (pid {event.pid}, via {event.via}, {event.startup_seconds:.2f}s)"
